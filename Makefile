@@ -1,0 +1,74 @@
+# mmrec-nb: two entry points.
+#   make book  -> set up .venv, run the quick reproduction, build the HTML book into _build/html
+#   make test  -> set up .venv, check export/clean are clean, run the notebooks as tests, run pytest
+#
+# Variables:
+#   PYTHON=python3        interpreter used to create .venv
+#   USE_SYSTEM_TORCH=1    keep the torch you already have (e.g. a CUDA build): .venv is created with
+#                         --system-site-packages and the CPU pin below is not installed
+#   TORCH_SPEC=...        the torch requirement installed first (default: the CPU wheel torch==2.13.0)
+#   PROFILE=quick|full    reproduction profile run by `make repro` / `make book`
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TRITON_SPEC ?= triton==3.9.*
+PROFILE ?= quick
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mmrec-installed
+export PATH := $(abspath $(BIN)):$(PATH)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: all setup test test-fast book repro export clean-nbs check-clean bench distclean
+
+all: test
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+ifeq ($(USE_SYSTEM_TORCH),1)
+	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	$(BIN)/python -c "import torch; print('using existing torch', torch.__version__)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+else
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]" "$(TRITON_SPEC)"
+endif
+	$(BIN)/python -m pip install -q --no-deps recbole==1.2.1
+	touch $(STAMP)
+
+# Notebooks are the source: exporting and cleaning them must not change a tracked or new file.
+check-clean: $(STAMP)
+	@before="$$(git status --porcelain --untracked-files=all -- mmrec_nb nbs; git diff -- mmrec_nb nbs | md5sum)"; \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && \
+	after="$$(git status --porcelain --untracked-files=all -- mmrec_nb nbs; git diff -- mmrec_nb nbs | md5sum)"; \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "ERROR: nbdev_export / nbdev_clean changed files; commit the notebook AND the generated module:"; \
+	  git status --short -- mmrec_nb nbs; exit 1; \
+	fi; echo "export and clean: nothing to change"
+
+test: check-clean
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider --durations=10
+
+# pytest only (skips the export check and the notebook run)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+repro: $(STAMP)
+	$(BIN)/mmrec-nb repro --profile $(PROFILE)
+
+book: $(STAMP)
+	$(BIN)/mmrec-nb repro --profile quick
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "book: $(abspath _build/html/index.html)"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_eval.py
+
+distclean:
+	rm -rf $(VENV) _build
