@@ -15,6 +15,8 @@ TORCH_SPEC ?= torch==2.13.0
 TRITON_SPEC ?= triton==3.9.*
 PROFILE ?= quick
 BIN := $(VENV)/bin
+MATHJAX_DIR := _build/mathjax
+MATHJAX := $(MATHJAX_DIR)/tex-chtml.js
 STAMP := $(VENV)/.mmrec-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
@@ -62,10 +64,26 @@ test-fast: $(STAMP)
 repro: $(STAMP)
 	$(BIN)/mmrec-nb repro --profile $(PROFILE)
 
-book: $(STAMP)
+book: $(STAMP) $(MATHJAX)
 	$(BIN)/mmrec-nb repro --profile quick
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "book: $(abspath _build/html/index.html)"
+
+# MathJax is served from the book itself so that the HTML reads offline; it comes from the npm registry.
+# Without npm the file is a two-line loader that fetches the same MathJax 3 from a CDN instead.
+$(MATHJAX):
+	mkdir -p $(MATHJAX_DIR)
+	if command -v npm >/dev/null 2>&1 && npm install --silent --no-audit --no-fund --prefix _build/npm mathjax@3; then \
+	  src=_build/npm/node_modules/mathjax/es5; \
+	  mkdir -p $(MATHJAX_DIR)/output/chtml/fonts $(MATHJAX_DIR)/input/tex; \
+	  cp -r $$src/output/chtml/fonts/woff-v2 $(MATHJAX_DIR)/output/chtml/fonts/; \
+	  cp -r $$src/input/tex/extensions $(MATHJAX_DIR)/input/tex/; \
+	  cp $$src/tex-chtml.js $(MATHJAX); \
+	else \
+	  echo "npm unavailable: the book will load MathJax from a CDN"; \
+	  printf '%s\n' "var s = document.createElement('script'); s.async = true;" \
+	    "s.src = 'https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js'; document.head.appendChild(s);" > $(MATHJAX); \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_eval.py
