@@ -1,5 +1,6 @@
 """Tests of mmrec_nb.data / mmrec_nb.sources / mmrec_nb.synthetic: bad input, real counts, split rules."""
 import importlib.metadata
+import json
 import time
 import warnings
 
@@ -205,7 +206,9 @@ def test_ml100k_counts(ml100k):
     assert tuple(data.features['genre'].shape) == (1682, 19) and len(data.info['genres']) == 19
     assert tuple(data.features['year'].shape) == (1682, 10)
     assert len(data.titles) == 1682 and data.titles[49] == 'Star Wars'
-    assert data.info['split'] == 'random' and data.info['seed'] == 2024
+    assert data.info['split'] == 'random' and data.info['seed'] == 2024 and data.info['ratios'] == [0.8, 0.1, 0.1]
+    assert json.loads(json.dumps(data.info))['modalities']['text']['normalize'] == 'l2'   # provenance is JSON
+    assert 'ratios' not in data.resplit('temporal').info
     assert '943 users x 1,682 items' in repr(data) and 'sparsity 93.70%' in repr(data) and 'text 384' in repr(data)
 
 
@@ -318,6 +321,7 @@ def test_lastfm2k_counts(lastfm2k):
     assert {m: x.shape for m, x in data.features.items()} == {
         'text': (1425, 384), 'audio_vggish': (1425, 128), 'audio_whisper': (1425, 512)}
     assert data.info['split'] == 'given' and data.titles[0] == 'Groove Armada'
+    json.dumps(data.info)
     assert data.info['modalities']['audio_vggish']['raw_median_row_norm'] > 1000
     for x in data.features.values():
         assert torch.allclose(x.norm(dim=1), torch.ones(1425), atol=1e-4)
@@ -338,6 +342,7 @@ def test_synthetic_ground_truth():
     assert gt['blocks'] == {'image': (0, 8), 'text': (8, 16), 'audio': (16, 24)}
     assert gt['noise'] == {'image': 0.5, 'text': 0.5, 'audio': 0.5}
     assert gt['projections']['text'].shape == (8, 32) and gt['affinity'].shape == (500, 400)
+    json.dumps(data.info)
     assert torch.equal(synthetic().train, data.train)
     assert not torch.equal(synthetic(seed=1).train, data.train)
     small = load_dataset('synthetic', n_users=60, n_items=50, modalities=['a', 'b'], split='temporal',
