@@ -294,7 +294,8 @@ class Trainer:
         resumed_from = self._resume()
         epoch = resumed_from or 0
         show = (cfg.progress and self.context.is_main and not os.environ.get('CI') and sys.stderr.isatty())
-        bar = tqdm(total=cfg.epochs, initial=epoch, desc=type(self.model).__name__, disable=not show)
+        bar = tqdm(total=cfg.epochs, initial=epoch, desc=type(self.model).__name__, unit='epoch',
+                   disable=not show)
         while not self.finished and epoch < cfg.epochs:
             epoch += 1
             entry = self._train_epoch(epoch, train)
@@ -308,7 +309,8 @@ class Trainer:
             if cfg.checkpoint_dir and (epoch % cfg.checkpoint_every == 0 or self.finished):
                 self._save(epoch)
             bar.update(1)
-            bar.set_postfix(loss=f"{entry['loss']:.4f}", **{cfg.metric: f"{self.stopper.best:.4f}"})
+            latest = next((h['valid'][cfg.metric] for h in reversed(self.history) if h['valid']), math.nan)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}", **{cfg.metric: f"{latest:.4f}"})
         bar.close()
         return self._result(resumed_from)
 
