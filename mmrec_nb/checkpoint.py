@@ -25,26 +25,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state(generator: torch.Generator | None = None) -> dict:
+def rng_state(generator: torch.Generator | None = None, device=None) -> dict:
     "Every random stream of a training step, as tensors and plain values (loadable with weights_only=True)."
     kind, keys, position, has_gauss, cached = np.random.get_state()
     state = {'python': random.getstate(), 'numpy': [kind, torch.from_numpy(keys.astype(np.int64)), position,
                                                       has_gauss, cached], 'torch': torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state['cuda'] = torch.cuda.get_rng_state_all()
+    if device is not None and torch.device(device).type == 'cuda':  # only the GPU this process trains on
+        state['cuda'] = torch.cuda.get_rng_state(device)
     if generator is not None:
         state['sampler'] = generator.get_state()
     return state
 
 
-def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None:
+def set_rng_state(state: dict, generator: torch.Generator | None = None, device=None) -> None:
     "Restore what `rng_state` captured."
     random.setstate(state['python'])
     kind, keys, position, has_gauss, cached = state['numpy']
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     torch.set_rng_state(state['torch'])
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+    if 'cuda' in state and device is not None and torch.device(device).type == 'cuda':
+        torch.cuda.set_rng_state(state['cuda'], device)
     if generator is not None:
         generator.set_state(state['sampler'])
 

@@ -373,7 +373,7 @@ class Trainer:
         folder = Path(self.config.checkpoint_dir)
         atomic_save({'format': CHECKPOINT_FORMAT, 'epoch': epoch, 'finished': self.finished,
                      'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
-                     'rng': rng_state(self.generator), 'best_state': self.best_state,
+                     'rng': rng_state(self.generator, self.device), 'best_state': self.best_state,
                      'early_stopping': asdict(self.stopper), 'history': self.history,
                      'fingerprint': self.fingerprint, 'fingerprint_hash': fingerprint_hash(self.fingerprint)},
                     folder / 'last.pt')
@@ -392,7 +392,7 @@ class Trainer:
             return None
         self.model.load_state_dict(state['model'])
         self.optimizer.load_state_dict(state['optimizer'])
-        set_rng_state(state['rng'], self.generator)
+        set_rng_state(state['rng'], self.generator, self.device)
         self.stopper = EarlyStopping(**state['early_stopping'])
         self.history, self.finished = state['history'], state['finished']
         if state['best_state'] is not None:
