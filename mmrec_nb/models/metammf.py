@@ -4,7 +4,7 @@
 __all__ = ['FORMS', 'FUSIONS', 'MetaExtractor', 'MetaFusionLayer', 'fusion_dims', 'MetaFusion', 'modality_features',
            'MetaMMFConfig', 'MetaMMFBase', 'MetaMMF_MF', 'MetaMMF_GCN']
 
-# %% ../../nbs/10_metammf.ipynb #3396a710
+# %% ../../nbs/10_metammf.ipynb #b2426269
 import math
 import warnings
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from .baselines import batch_ids, normalized_adjacency, pairwise_loss, propagate
 from ..ops.cp_fusion import cp_fusion_linear, cp_to_tensor, materialized_fusion_linear
 from ..train import Recommender, register_model
 
-# %% ../../nbs/10_metammf.ipynb #887da550
+# %% ../../nbs/10_metammf.ipynb #9562fb83
 class MetaExtractor(nn.Module):
     "s_i = tanh(MLP([x_i^1; ...; x_i^M])), eq. (meta-extract): any number of modalities, concatenated."
     def __init__(self, in_dims: Sequence[int], meta_dim: int = 5, hidden_dim: int = 256):
@@ -34,7 +34,7 @@ class MetaExtractor(nn.Module):
         x = torch.cat(list(modalities), -1)                               # [x_i^1; ...; x_i^M]
         return torch.tanh(self.out(F.leaky_relu(self.hidden(x))))        # s_i in (-1, 1)^Z
 
-# %% ../../nbs/10_metammf.ipynb #f99848f6
+# %% ../../nbs/10_metammf.ipynb #1633e578
 FORMS = ('cp', 'full', 'released')
 
 
@@ -126,7 +126,7 @@ class MetaFusionLayer(nn.Module):
             full.T.copy_(self.T if self.form == 'full' else cp_to_tensor(self.A, self.B, self.gate_factor()))
         return full
 
-# %% ../../nbs/10_metammf.ipynb #b1b1cdda
+# %% ../../nbs/10_metammf.ipynb #07d4b53e
 FUSIONS = ('hybrid', 'static', 'dynamic')
 
 
@@ -179,7 +179,7 @@ class MetaFusion(nn.Module):
     def factor_l2(self) -> torch.Tensor:
         return sum(layer.factor_l2() for layer in self.layers)
 
-# %% ../../nbs/10_metammf.ipynb #96c083c6
+# %% ../../nbs/10_metammf.ipynb #4202f2bd
 def modality_features(data, modalities=None) -> tuple[torch.Tensor, tuple[str, ...], tuple[int, ...]]:
     "The chosen `data.features` side by side (n_items, sum d_m), their names and widths; None takes all."
     available = list(getattr(data, 'features', None) or {})
