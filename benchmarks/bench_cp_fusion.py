@@ -3,8 +3,8 @@
     python benchmarks/bench_cp_fusion.py [--batch 64] [--repeats 5] [--device cpu|cuda] [--threads N]
 
 Two forms of y_i = x_i^T (W + T x_3 s_i) + b (nbs/10a_cp_fusion_op.ipynb):
-  factored      `cp_fusion_linear`, eq. (cp-fused): the Triton kernel on CUDA, the PyTorch reference on CPU
-  materialized  T rebuilt from its CP factors, then every W_i built and applied, eqs. (meta-weight)-(meta-linear)
+  factored      `cp_fusion_linear`, eq. (mmf-cp-fused): the Triton kernel on CUDA, the PyTorch reference on CPU
+  materialized  T rebuilt from its CP factors, then every W_i built and applied, eqs. (mmf-meta-weight)-(mmf-meta-linear)
 Each (form, mode) runs in its own process. Peak memory is what a step adds over the inputs and parameters:
 on CPU the peak resident set (VmHWM, reset through /proc/self/clear_refs; Linux) minus the resident set
 before the step, on CUDA torch's peak allocation minus its allocation before the step.

@@ -1,5 +1,5 @@
 """MetaMMF (nbs/10_metammf.ipynb): the factored layer equals the full tensor built from its factors, the
-released variant, the ratio of eq. (ratio) and its calibration, shapes through the model contract, and
+released variant, the ratio of eq. (mmf-ratio) and its calibration, shapes through the model contract, and
 checkpoint round trips. Small tensors only: the whole file runs in a few seconds."""
 import pytest
 import torch
@@ -30,7 +30,7 @@ def test_layer_equals_full_tensor(form, static, dynamic):
     x, s = torch.randn(6, 9, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
     full = layer.as_full()
     torch.testing.assert_close(layer(x, s), full(x, s))
-    # and the full layer is eqs. (meta-weight)-(meta-linear) written out item by item
+    # and the full layer is eqs. (mmf-meta-weight)-(mmf-meta-linear) written out item by item
     T = full.T if dynamic else torch.zeros(9, 5, 3, dtype=torch.float64)
     expected = torch.stack([x[i] @ (layer.weight + torch.einsum('pqz,z->pq', T, s[i])) for i in range(6)]) + layer.bias
     torch.testing.assert_close(layer(x, s), expected)

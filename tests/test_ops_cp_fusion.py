@@ -44,7 +44,7 @@ def test_factored_equals_materialized(shape):
 def test_item_weights_per_item():
     x, s, weight, A, B, C, _ = make_inputs(4, 6, 5, 3, 2, grad=False)
     weights = op.item_weights(weight, op.cp_to_tensor(A, B, C), s)
-    for i in range(4):  # eq. (cp-slice): W_i = W + A diag(C^T s_i) B^T
+    for i in range(4):  # eq. (mmf-cp-slice): W_i = W + A diag(C^T s_i) B^T
         torch.testing.assert_close(weights[i], weight + A @ torch.diag(C.T @ s[i]) @ B.T)
 
 

@@ -4,7 +4,7 @@
 __all__ = ['FORMS', 'FUSIONS', 'MetaExtractor', 'MetaFusionLayer', 'fusion_dims', 'MetaFusion', 'modality_features',
            'MetaMMFConfig', 'MetaMMFBase', 'MetaMMF_MF', 'MetaMMF_GCN']
 
-# %% ../../nbs/10_metammf.ipynb #b2426269
+# %% ../../nbs/10_metammf.ipynb #7136780e
 import math
 import warnings
 from dataclasses import dataclass
@@ -18,9 +18,9 @@ from .baselines import batch_ids, normalized_adjacency, pairwise_loss, propagate
 from ..ops.cp_fusion import cp_fusion_linear, cp_to_tensor, materialized_fusion_linear
 from ..train import Recommender, register_model
 
-# %% ../../nbs/10_metammf.ipynb #9562fb83
+# %% ../../nbs/10_metammf.ipynb #188a9166
 class MetaExtractor(nn.Module):
-    "s_i = tanh(MLP([x_i^1; ...; x_i^M])), eq. (meta-extract): any number of modalities, concatenated."
+    "s_i = tanh(MLP([x_i^1; ...; x_i^M])), eq. (mmf-meta-extract): any number of modalities, concatenated."
     def __init__(self, in_dims: Sequence[int], meta_dim: int = 5, hidden_dim: int = 256):
         super().__init__()
         self.in_dims = tuple(int(d) for d in in_dims)
@@ -34,12 +34,12 @@ class MetaExtractor(nn.Module):
         x = torch.cat(list(modalities), -1)                               # [x_i^1; ...; x_i^M]
         return torch.tanh(self.out(F.leaky_relu(self.hidden(x))))        # s_i in (-1, 1)^Z
 
-# %% ../../nbs/10_metammf.ipynb #1633e578
+# %% ../../nbs/10_metammf.ipynb #8da16cc1
 FORMS = ('cp', 'full', 'released')
 
 
 class MetaFusionLayer(nn.Module):
-    """y_i = x_i^T W_i + b with W_i = W + T x_3 s_i, eqs. (meta-weight)-(meta-linear). `form`: 'cp' (eq. cp, through
+    """y_i = x_i^T W_i + b with W_i = W + T x_3 s_i, eqs. (mmf-meta-weight)-(mmf-meta-linear). `form`: 'cp' (eq. cp, through
     `cp_fusion_linear`), 'full' (T stored whole, W_i materialised: small sizes only) or 'released' (eq. released).
     `static=False` fixes W = 0 (dynamic-only); `dynamic=False` fixes T = 0 (static-only)."""
     def __init__(self, in_dim: int, out_dim: int, meta_dim: int, rank: int = 16, form: str = 'cp',
@@ -66,10 +66,10 @@ class MetaFusionLayer(nn.Module):
             if form == 'cp':
                 self.C = nn.Parameter(torch.randn(Z, R) / math.sqrt(Z))              # c_r
             else:
-                self.gamma = nn.Parameter(torch.randn(Z) / math.sqrt(Z))             # gamma, eq. (released)
+                self.gamma = nn.Parameter(torch.randn(Z) / math.sqrt(Z))             # gamma, eq. (mmf-released)
 
     def gate_factor(self) -> torch.Tensor:
-        "C of eq. (cp); for the released form C = gamma 1_R^T, eq. (released)."
+        "C of eq. (mmf-cp); for the released form C = gamma 1_R^T, eq. (mmf-released)."
         if self.form == 'cp':
             return self.C
         return self.gamma[:, None].expand(-1, self.shape[3])
@@ -78,11 +78,11 @@ class MetaFusionLayer(nn.Module):
         if not self.dynamic:
             return torch.addmm(self.bias, x, self.weight)                         # x_i^T W + b  (T = 0)
         if self.form == 'full':
-            return materialized_fusion_linear(x, s, self.weight, self.T, self.bias)  # eq. (meta-linear)
-        return cp_fusion_linear(x, s, self.weight, self.A, self.B, self.gate_factor(), self.bias)  # eq. (cp-fused)
+            return materialized_fusion_linear(x, s, self.weight, self.T, self.bias)  # eq. (mmf-meta-linear)
+        return cp_fusion_linear(x, s, self.weight, self.A, self.B, self.gate_factor(), self.bias)  # eq. (mmf-cp-fused)
 
     def dynamic_norm(self, s: torch.Tensor) -> torch.Tensor:
-        "||W*_i||_F = ||T x_3 s_i||_F for every row of s, exactly and without building W*_i, eq. (ratio)."
+        "||W*_i||_F = ||T x_3 s_i||_F for every row of s, exactly and without building W*_i, eq. (mmf-ratio)."
         if not self.dynamic:
             return s.new_zeros(s.shape[0])
         if self.form == 'full':
@@ -94,7 +94,7 @@ class MetaFusionLayer(nn.Module):
         return ((gate @ gram) * gate).sum(-1).clamp_min(0).sqrt()
 
     def dynamic_ratio(self, s: torch.Tensor) -> torch.Tensor:
-        "||W*_i||_F / ||W||_F, eq. (ratio); a dynamic-only layer divides by the Xavier norm W would have had."
+        "||W*_i||_F / ||W||_F, eq. (mmf-ratio); a dynamic-only layer divides by the Xavier norm W would have had."
         scale = self.weight.norm() if self.static else self.reference_norm
         return self.dynamic_norm(s) / scale
 
@@ -126,7 +126,7 @@ class MetaFusionLayer(nn.Module):
             full.T.copy_(self.T if self.form == 'full' else cp_to_tensor(self.A, self.B, self.gate_factor()))
         return full
 
-# %% ../../nbs/10_metammf.ipynb #07d4b53e
+# %% ../../nbs/10_metammf.ipynb #f6dc7c80
 FUSIONS = ('hybrid', 'static', 'dynamic')
 
 
@@ -136,7 +136,7 @@ def fusion_dims(in_dim: int, out_dim: int, n_layers: int) -> list[int]:
 
 
 class MetaFusion(nn.Module):
-    """Meta information extractor + L meta fusion layers with LeakyReLU between them, eq. (meta-stack):
+    """Meta information extractor + L meta fusion layers with LeakyReLU between them, eq. (mmf-meta-stack):
     (e_i^m, s_i) from the modality features of a batch of items."""
     def __init__(self, in_dims: Sequence[int], out_dim: int = 32, n_layers: int = 1, meta_dim: int = 5,
                  meta_hidden: int = 256, rank: int = 16, form: str = 'cp', fusion: str = 'hybrid',
@@ -154,7 +154,7 @@ class MetaFusion(nn.Module):
                             static=fusion != 'dynamic', dynamic=fusion != 'static') for layer in range(n_layers))
 
     def forward(self, modalities: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        meta = self.extractor(modalities)                                  # s_i, eq. (meta-extract)
+        meta = self.extractor(modalities)                                  # s_i, eq. (mmf-meta-extract)
         hidden = torch.cat(list(modalities), -1)                           # x_i = [x_i^1; ...; x_i^M]
         for depth, layer in enumerate(self.layers):
             hidden = layer(hidden, meta)                                   # x_i^T W_i^(l) + b^(l)
@@ -164,13 +164,13 @@ class MetaFusion(nn.Module):
 
     @torch.no_grad()
     def dynamic_ratios(self, modalities: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        "||W*_i^(l)|| / ||W^(l)|| for every item and layer l, eq. (ratio)."
+        "||W*_i^(l)|| / ||W^(l)|| for every item and layer l, eq. (mmf-ratio)."
         meta = self.extractor(modalities)
         return [layer.dynamic_ratio(meta) for layer in self.layers]
 
     @torch.no_grad()
     def calibrate(self, modalities: Sequence[torch.Tensor], target: float) -> None:
-        "Rescale each layer's dynamic part so that the median of eq. (ratio) over these items is `target`, eq. (init)."
+        "Rescale each layer's dynamic part so that the median of eq. (mmf-ratio) over these items is `target`, eq. (mmf-init)."
         for layer, ratio in zip(self.layers, self.dynamic_ratios(modalities)):
             median = float(ratio.median())
             if layer.dynamic and median > 0:
@@ -179,7 +179,7 @@ class MetaFusion(nn.Module):
     def factor_l2(self) -> torch.Tensor:
         return sum(layer.factor_l2() for layer in self.layers)
 
-# %% ../../nbs/10_metammf.ipynb #4202f2bd
+# %% ../../nbs/10_metammf.ipynb #a84152fd
 def modality_features(data, modalities=None) -> tuple[torch.Tensor, tuple[str, ...], tuple[int, ...]]:
     "The chosen `data.features` side by side (n_items, sum d_m), their names and widths; None takes all."
     available = list(getattr(data, 'features', None) or {})
@@ -204,11 +204,11 @@ class MetaMMFConfig:
     modalities: tuple | None = None  # names in data.features (None: all)
     meta_dim: int = 5                # Z, the width of s_i
     meta_hidden: int = 256           # hidden width of the extractor MLP
-    rank: int = 16                   # R of eq. (cp)
+    rank: int = 16                   # R of eq. (mmf-cp)
     n_layers: int = 1                # L fusion layers
     form: str = 'cp'                 # 'cp' | 'full' | 'released'
     fusion: str = 'hybrid'           # 'hybrid' | 'static' (T = 0) | 'dynamic' (W = 0)
-    dynamic_init: float = 0.5        # median ||W*_i|| / ||W|| at initialisation, eq. (init)
+    dynamic_init: float = 0.5        # median ||W*_i|| / ||W|| at initialisation, eq. (mmf-init)
     reg_weight: float = 1e-4         # lambda: L2 on the batch's user and item vectors (layer 0 for the GCN)
     factor_reg: float = 1e-6         # lambda_T: L2 on the fusion factors
     graph_layers: int = 2            # K propagation layers (MetaMMF_GCN only)
@@ -232,7 +232,7 @@ class MetaMMFBase(Recommender):
         self.modality_dims = dims
         self.fusion = MetaFusion(dims, cfg.fused_dim, cfg.n_layers, cfg.meta_dim, cfg.meta_hidden, cfg.rank,
                                  cfg.form, cfg.fusion)
-        self.fusion.calibrate(self.split_features(features), cfg.dynamic_init)   # eq. (init)
+        self.fusion.calibrate(self.split_features(features), cfg.dynamic_init)   # eq. (mmf-init)
         self.user_embedding = nn.Embedding(self.n_users, cfg.embedding_dim)      # e_u
         self.item_id = nn.Embedding(self.n_items, cfg.embedding_dim - cfg.fused_dim)  # e_i^c
         nn.init.xavier_normal_(self.user_embedding.weight)
@@ -242,7 +242,7 @@ class MetaMMFBase(Recommender):
         return list(features.split(self.modality_dims, -1))
 
     def meta_vectors(self, items=None) -> torch.Tensor:
-        "s_i for all items (or `items`), eq. (meta-extract)."
+        "s_i for all items (or `items`), eq. (mmf-meta-extract)."
         features = self.item_features if items is None else self.item_features[items]
         return self.fusion.extractor(self.split_features(features))
 

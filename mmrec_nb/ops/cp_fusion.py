@@ -4,33 +4,33 @@
 __all__ = ['MAX_TRITON_RANK', 'cp_fusion_linear', 'cp_fusion_reference', 'cp_to_tensor', 'item_weights',
            'materialized_fusion_linear']
 
-# %% ../../nbs/10a_cp_fusion_op.ipynb #518ae198
+# %% ../../nbs/10a_cp_fusion_op.ipynb #4a79d713
 from typing import Optional
 
 import torch
 
 from .core import HAS_TRITON, interpreting, on_kernel_path, register_op, tile_size, tl, triton
 
-# %% ../../nbs/10a_cp_fusion_op.ipynb #c440ed04
+# %% ../../nbs/10a_cp_fusion_op.ipynb #505618ad
 def cp_fusion_reference(x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, A: torch.Tensor,
                         B: torch.Tensor, C: Optional[torch.Tensor] = None,
                         bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """y_i = x_i^T W + ((x_i^T A) * (s_i^T C)) B^T + b, eq. (cp-fused), in plain PyTorch: the CPU path and the
+    """y_i = x_i^T W + ((x_i^T A) * (s_i^T C)) B^T + b, eq. (mmf-cp-fused), in plain PyTorch: the CPU path and the
     oracle of the kernel. x (N, P), s (N, Z), weight W (P, Q), A (P, R), B (Q, R), C (Z, R), bias (Q,).
     With C=None, s already is the gate u (N, R)."""
-    gate = s if C is None else s @ C                  # u_i = C^T s_i, eq. (cp-gate)
+    gate = s if C is None else s @ C                  # u_i = C^T s_i, eq. (mmf-cp-gate)
     hidden = x @ A                                    # h_i = A^T x_i
     static = x @ weight if bias is None else torch.addmm(bias, x, weight)  # x_i^T W + b
     return static + (hidden * gate) @ B.T             # + (h_i * u_i)^T B^T
 
 
 def cp_to_tensor(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
-    "T = sum_r a_r o b_r o c_r, eq. (cp): the (P, Q, Z) tensor that the factors stand for."
+    "T = sum_r a_r o b_r o c_r, eq. (mmf-cp): the (P, Q, Z) tensor that the factors stand for."
     return torch.einsum('pr,qr,zr->pqz', A, B, C)
 
 
 def item_weights(weight: torch.Tensor, T: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    "W_i = W + T x_3 s_i, eq. (meta-weight), for every row of s: (N, P, Q), so N*P*Q numbers. Small sizes only."
+    "W_i = W + T x_3 s_i, eq. (mmf-meta-weight), for every row of s: (N, P, Q), so N*P*Q numbers. Small sizes only."
     P, Q, Z = T.shape
     # one GEMM (N, Z) x (Z, P*Q) writes the N matrices contiguously, the cheapest way to build them
     return torch.addmm(weight.reshape(1, P * Q), s, T.reshape(P * Q, Z).T).view(-1, P, Q)
@@ -38,11 +38,11 @@ def item_weights(weight: torch.Tensor, T: torch.Tensor, s: torch.Tensor) -> torc
 
 def materialized_fusion_linear(x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, T: torch.Tensor,
                                bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    "y_i = x_i^T W_i with every W_i built, eq. (meta-linear): the naive form that eq. (cp-fused) replaces."
+    "y_i = x_i^T W_i with every W_i built, eq. (mmf-meta-linear): the naive form that eq. (mmf-cp-fused) replaces."
     out = torch.bmm(x.unsqueeze(1), item_weights(weight, T, s)).squeeze(1)
     return out if bias is None else out + bias
 
-# %% ../../nbs/10a_cp_fusion_op.ipynb #4fc0dabb
+# %% ../../nbs/10a_cp_fusion_op.ipynb #fabf6d50
 if HAS_TRITON:
     @triton.jit
     def _cp_fusion_kernel(x_ptr, s_ptr, w_ptr, a_ptr, b_ptr, c_ptr, bias_ptr, out_ptr, N, P, Q, Z, R,
@@ -51,7 +51,7 @@ if HAS_TRITON:
                           HAS_C: tl.constexpr, HAS_BIAS: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr,
                           BLOCK_N: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_P: tl.constexpr,
                           BLOCK_Z: tl.constexpr, BLOCK_R: tl.constexpr):
-        "One (BLOCK_N rows) x (BLOCK_Q outputs) tile of eq. (cp-fused); the whole rank R sits in one tile."
+        "One (BLOCK_N rows) x (BLOCK_Q outputs) tile of eq. (mmf-cp-fused); the whole rank R sits in one tile."
         rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         cols = tl.program_id(1) * BLOCK_Q + tl.arange(0, BLOCK_Q)
         ranks = tl.arange(0, BLOCK_R)
@@ -91,7 +91,7 @@ if HAS_TRITON:
         tl.store(out_ptr + rows[:, None] * stride_on + cols[None, :] * stride_oq, out.to(out_ptr.dtype.element_ty),
                  mask=row_ok[:, None] & col_ok[None, :])
 
-# %% ../../nbs/10a_cp_fusion_op.ipynb #5abf340f
+# %% ../../nbs/10a_cp_fusion_op.ipynb #2dc6636a
 MAX_TRITON_RANK = 128  # the kernel keeps the whole rank in one tile; larger R runs the reference
 
 
@@ -124,9 +124,9 @@ def _cp_fusion_triton(x, s, weight, A, B, C=None, bias=None):
         PRECISION='tf32' if tf32 else 'ieee', **blocks)
     return out
 
-# %% ../../nbs/10a_cp_fusion_op.ipynb #6fb31123
+# %% ../../nbs/10a_cp_fusion_op.ipynb #69de3568
 def _check(x, s, weight, A, B, C=None, bias=None) -> None:
-    "Shapes and dtypes of eq. (cp-fused); a mismatch names the argument and the shape it needs."
+    "Shapes and dtypes of eq. (mmf-cp-fused); a mismatch names the argument and the shape it needs."
     if x.dim() != 2 or s.dim() != 2:
         raise ValueError(f"cp_fusion_linear: x and s must be 2-D (N, P) and (N, Z), got {tuple(x.shape)} and {tuple(s.shape)}")
     (N, P), (Q, R) = x.shape, B.shape
@@ -142,7 +142,7 @@ def _check(x, s, weight, A, B, C=None, bias=None) -> None:
         if tensor.dtype != x.dtype or tensor.device != x.device:
             raise ValueError(f"cp_fusion_linear: {name} is {tensor.dtype} on {tensor.device}, x is {x.dtype} on {x.device}")
 
-# %% ../../nbs/10a_cp_fusion_op.ipynb #78991228
+# %% ../../nbs/10a_cp_fusion_op.ipynb #8d524243
 def _fake(x, s, weight, A, B, C=None, bias=None):
     return x.new_empty(x.shape[0], weight.shape[1])
 
@@ -150,11 +150,11 @@ def _fake(x, s, weight, A, B, C=None, bias=None):
 cp_fusion_linear = register_op(
     'cp_fusion_linear', reference=cp_fusion_reference, fake=_fake, check=_check,
     kernel=_cp_fusion_triton if HAS_TRITON else None, use_kernel=_use_kernel,
-    doc="""y_i = x_i^T W + ((x_i^T A) * (s_i^T C)) B^T + b for every row i, eq. (cp-fused), without building W_i.
+    doc="""y_i = x_i^T W + ((x_i^T A) * (s_i^T C)) B^T + b for every row i, eq. (mmf-cp-fused), without building W_i.
     x (N, P), s (N, Z), weight (P, Q), A (P, R), B (Q, R), C (Z, R) or None (then s is the gate, (N, R)),
     bias (Q,) or None. Triton on CUDA (or under TRITON_INTERPRET=1), the PyTorch reference otherwise.""")
 
-# %% ../../nbs/10a_cp_fusion_op.ipynb #14f5ef2f
+# %% ../../nbs/10a_cp_fusion_op.ipynb #48840ed4
 def _setup_context(ctx, inputs, output):
     x, s, weight, A, B, C, bias = inputs
     ctx.save_for_backward(x, s, weight, A, B, C)
@@ -169,7 +169,7 @@ def _backward(ctx, grad):
     hidden = x @ A                                     # h
     grad_gated = grad @ B                              # dL/d(h * u)
     grad_hidden, grad_gate = grad_gated * gate, grad_gated * hidden
-    # dL/dx = dy W^T + ((dy B) * u) A^T is eq. (cp-fused) again, with (W^T, B, A) in the roles of (W, A, B)
+    # dL/dx = dy W^T + ((dy B) * u) A^T is eq. (mmf-cp-fused) again, with (W^T, B, A) in the roles of (W, A, B)
     grad_x = cp_fusion_linear(grad, gate, weight.T, B, A) if need[0] else None
     grad_s = (grad_gate if C is None else grad_gate @ C.T) if need[1] else None
     grad_weight = x.T @ grad if need[2] else None
