@@ -65,14 +65,10 @@ def check_datasets(names: list[str], data_root: str | None = None) -> list[str]:
 
 def check_models(names: list[str]) -> list[str]:
     "Model names that are in the registry once every model module is imported; else a UsageError."
-    import importlib, pkgutil
-    import mmrec_nb.models
-    from mmrec_nb.train import MODELS
-    for module in pkgutil.iter_modules(mmrec_nb.models.__path__):  # importing a model module registers it
-        importlib.import_module(f'mmrec_nb.models.{module.name}')
-    unknown = [name for name in names if name not in MODELS]
+    models = repro.registered_models()
+    unknown = [name for name in names if name not in models]
     if unknown:
-        raise UsageError(f"unknown model(s) {', '.join(unknown)}; registered: {', '.join(sorted(MODELS))}")
+        raise UsageError(f"unknown model(s) {', '.join(unknown)}; registered: {', '.join(sorted(models))}")
     return names
 
 # %% auto #0

@@ -19,10 +19,10 @@ SPLITS = ('valid', 'test')
 __all__ = ['SCHEMA_VERSION', 'METRICS', 'SPLITS', 'PROFILES', 'VOLATILE_KEYS', 'METRIC_COLUMNS', 'DEFAULT_METRICS', 'Profile',
            'get_profile', 'project_root', 'resolve_path', 'result_path', 'as_list', 'to_jsonable', 'config_hash',
            'git_commit', 'same_commit', 'package_versions', 'platform_info', 'utc_now', 'provenance',
-           'write_json_atomic', 'validate_result', 'read_result', 'reusable_result', 'experiment_config', 'valid_curve',
-           'result_record', 'RunOutcome', 'run_experiment', 'progress_logger', 'dataset_unavailable',
-           'load_dataset_or_none', 'run_grid', 'result_row', 'load_results', 'summarize', 'prefer_profile',
-           'leaderboard_table', 'provenance_note', 'mean_curves']
+           'write_json_atomic', 'validate_result', 'read_result', 'reusable_result', 'registered_models',
+           'experiment_config', 'valid_curve', 'result_record', 'RunOutcome', 'run_experiment', 'progress_logger',
+           'dataset_unavailable', 'load_dataset_or_none', 'run_grid', 'result_row', 'load_results', 'summarize',
+           'prefer_profile', 'leaderboard_table', 'provenance_note', 'mean_curves']
 
 # %% ../nbs/04_repro.ipynb #62409b7d
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _component(name: Any) -> str:
     return re.sub(r'[^A-Za-z0-9_.+-]', '_', text)
 
 def result_path(out_dir: str | Path, profile: str, notebook: str, dataset: str, model: str, seed: int) -> Path:
-    "The one file of a run, eq. (result-path)."
+    "The one file of a run, eq. (repro-result-path)."
     parts = [_component(part) for part in (get_profile(profile).name, notebook, dataset, model)]
     return resolve_path(out_dir).joinpath(*parts, f'seed{int(seed)}.json')
 
@@ -101,7 +101,8 @@ def as_list(value: Any) -> list | None:
     return [value]
 
 # %% ../nbs/04_repro.ipynb #2fc5175d
-VOLATILE_KEYS = frozenset({'checkpoint_dir', 'progress', 'device', 'data_root', 'info'})
+VOLATILE_KEYS = frozenset({'checkpoint_dir', 'checkpoint_every', 'progress', 'device', 'find_unused_parameters',
+                           'data_root', 'info'})
 
 def to_jsonable(obj: Any) -> Any:
     "`obj` as plain JSON values: dataclasses -> dicts, tuples -> lists, numpy/torch -> Python, NaN/inf -> None."
@@ -129,7 +130,7 @@ def _hash_view(obj: Any) -> Any:
     return obj
 
 def config_hash(config: dict) -> str:
-    "eq. (config-hash): first 16 hex digits of SHA-256 over the canonical JSON of `config` without volatile keys."
+    "eq. (repro-config-hash): first 16 hex digits of SHA-256 over the canonical JSON of `config` without volatile keys."
     canonical = json.dumps(_hash_view(to_jsonable(config)), sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(canonical.encode('utf-8')).hexdigest()[:16]
 
@@ -260,16 +261,27 @@ def _train_kwargs(profile: Profile, seed: int, epochs: int | None, train_config:
     return {'epochs': int(epochs or profile.epochs), 'patience': profile.patience, 'eval_every': profile.eval_every,
             'seed': int(seed), 'metric': 'recall@20', **(train_config or {})}
 
+def registered_models() -> dict[str, type]:
+    "The model registry after importing every module under `mmrec_nb.models` (importing a module registers its models)."
+    import importlib, pkgutil
+    import mmrec_nb.models
+    from mmrec_nb.train import MODELS
+    for module in pkgutil.walk_packages(mmrec_nb.models.__path__, 'mmrec_nb.models.'):
+        importlib.import_module(module.name)
+    return MODELS
+
+
 def experiment_config(data, model: str, *, profile: str | Profile, seed: int, epochs: int | None = None,
                       model_config: dict | None = None, train_config: dict | None = None,
                       data_options: dict | None = None) -> dict:
     "Everything that defines a run as JSON: model name and full `Config`, the `TrainConfig`, and the data (options, sizes, loader info)."
-    from mmrec_nb.train import MODELS, TrainConfig
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; registered: {', '.join(sorted(MODELS)) or 'none'}")
-    model_cls = MODELS[model]
-    full_model = (dataclasses.asdict(model_cls.Config(**(model_config or {}))) if hasattr(model_cls, 'Config')
-                  else dict(model_config or {}))
+    from mmrec_nb.train import MODELS, TrainConfig, make_config
+    models = MODELS if model in MODELS else registered_models()
+    if model not in models:
+        raise ValueError(f"unknown model {model!r}; registered: {', '.join(sorted(models)) or 'none'}")
+    model_cls = models[model]
+    full_model = (dataclasses.asdict(make_config(model_cls.Config, model_config or {}, model_cls.__name__))
+                  if getattr(model_cls, 'Config', None) is not None else dict(model_config or {}))
     train = TrainConfig(**_train_kwargs(get_profile(profile), seed, epochs, train_config))
     sizes = {f'n_{split}': int(len(data.split(split))) for split in ('train', 'valid', 'test')}
     data_config = {'name': data.name, 'options': dict(data_options or {}), 'n_users': int(data.n_users),
@@ -292,7 +304,8 @@ def result_record(fit, *, notebook: str, dataset: str, model: str, seed: int, pr
         'metrics': {'valid': dict(fit.valid.metrics), 'test': dict(fit.test.metrics)},
         'best_epoch': fit.best_epoch, 'epochs_run': fit.epochs_run, 'stopped_early': bool(fit.stopped_early),
         'train_seconds_per_epoch': fit.train_seconds_per_epoch, 'eval_seconds': fit.eval_seconds,
-        'peak_memory_mb': fit.peak_memory_mb, 'valid_curve': valid_curve(fit.history),
+        'peak_memory_mb': fit.peak_memory_mb, 'peak_cuda_memory_mb': getattr(fit, 'peak_cuda_memory_mb', None),
+        'resumed_from': getattr(fit, 'resumed_from', None), 'valid_curve': valid_curve(fit.history),
         'provenance': provenance(wall_seconds=wall_seconds, device=device),
     }
     return validate_result(to_jsonable(record))
@@ -340,7 +353,7 @@ def run_experiment(data, model: str, *, notebook: str, profile: str | Profile = 
         f"{record['best_epoch']}/{record['epochs_run']}, {record['provenance']['wall_seconds']:.1f} s")
     return RunOutcome(record, path, False)
 
-# %% ../nbs/04_repro.ipynb #76cd1cee
+# %% ../nbs/04_repro.ipynb #818b6b9c
 def progress_logger(progress_file: str | Path | None = None) -> Callable[[str], None]:
     "A `log(line)` that prints and, if `progress_file` is given, appends the line there (the CLI tails it)."
     def log(line: str) -> None:
@@ -395,7 +408,7 @@ def run_grid(*, notebook: str, datasets, models, profile: str | Profile = 'quick
                     data_options=options, force=force, checkpoint_root=checkpoint_root, log=log))
     return outcomes
 
-# %% ../nbs/04_repro.ipynb #f71d1633
+# %% ../nbs/04_repro.ipynb #23400801
 _RUN_COLUMNS = ('profile', 'notebook', 'dataset', 'model', 'seed', 'commit', 'date', 'config_hash', 'best_epoch',
                 'epochs_run', 'stopped_early', 'train_seconds_per_epoch', 'eval_seconds', 'peak_memory_mb',
                 'wall_seconds', 'curve_epoch', 'curve_value', 'path')
@@ -430,7 +443,7 @@ def load_results(root: str | Path = 'results', profile=None):
     return frame.sort_values([*_KEYS, 'seed'], ignore_index=True)
 
 def summarize(df, metrics=DEFAULT_METRICS, by=tuple(_KEYS)):
-    "Mean and sample std over seeds (eq. seed-mean-std) per group `by`, with n_seeds, seeds, commits and latest date."
+    "Mean and sample std over seeds (eq. repro-seed-mean-std) per group `by`, with n_seeds, seeds, commits and latest date."
     import pandas as pd
     metrics, by = list(metrics), list(by)
     unknown = [name for name in metrics if name not in df.columns]
@@ -447,7 +460,7 @@ def summarize(df, metrics=DEFAULT_METRICS, by=tuple(_KEYS)):
     out['date'] = groups['date'].max()
     return out.reset_index()
 
-# %% ../nbs/04_repro.ipynb #153c9934
+# %% ../nbs/04_repro.ipynb #011dfafb
 def prefer_profile(summary, order=('full', 'quick')):
     "Per (dataset, notebook, model), the row of the first profile in `order` that has results."
     rank = {name: position for position, name in enumerate(order)}
