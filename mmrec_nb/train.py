@@ -11,17 +11,17 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import (CHECKPOINT_FORMAT, atomic_save, fingerprint_hash, load_checkpoint, rng_state,
-                                 run_fingerprint, seed_everything, set_rng_state)
-from .distributed import (all_reduce_sum, any_rank, broadcast_object, init_distributed, shard_bounds,
-                                  wrap_for_training)
-from typing import TYPE_CHECKING
+from .checkpoint import CHECKPOINT_FORMAT, atomic_save, fingerprint_hash, load_checkpoint
+from .checkpoint import rng_state, run_fingerprint, seed_everything, set_rng_state
+from .distributed import all_reduce_sum, any_rank, broadcast_object, init_distributed
+from .distributed import shard_bounds, wrap_for_training
 
 if TYPE_CHECKING:
     from mmrec_nb.evaluate import EvalResult
