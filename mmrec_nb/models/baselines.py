@@ -6,7 +6,7 @@
 __all__ = ['batch_ids', 'embedding_l2', 'pairwise_loss', 'BPRMF', 'normalized_adjacency', 'SymmetricSpmm', 'propagate',
            'LightGCN', 'item_features', 'VBPR']
 
-# %% ../../nbs/03_baselines.ipynb #4ca3ed04
+# %% ../../nbs/03_baselines.ipynb #7d6c8187
 import warnings
 from dataclasses import dataclass
 
@@ -15,34 +15,34 @@ from torch import nn
 
 from ..train import Recommender, register_model, bpr_loss
 
-# %% ../../nbs/03_baselines.ipynb #4fbba1bf
+# %% ../../nbs/03_baselines.ipynb #82d38914
 def batch_ids(batch: dict):
     "`(users (B,), pos (B,), neg (B, n_neg))` from a Trainer batch; a 1-d `neg` means one negative per row."
     neg = batch['neg']
     return batch['users'], batch['pos'], neg[:, None] if neg.dim() == 1 else neg
 
 def embedding_l2(user_emb, pos_emb, neg_emb):
-    "Batch penalty of (reg): mean over the batch of ||e_u||^2 + ||e_i||^2 + mean_j ||e_j||^2."
+    "Batch penalty of eq. (base-reg): mean over the batch of ||e_u||^2 + ||e_i||^2 + mean_j ||e_j||^2."
     n_neg = neg_emb.shape[1]
     return (user_emb.pow(2).sum() + pos_emb.pow(2).sum() + neg_emb.pow(2).sum() / n_neg) / user_emb.shape[0]
 
 def pairwise_loss(user_emb, pos_emb, neg_emb, reg_emb, reg_weight: float) -> dict:
-    """(bpr) + reg_weight * (reg) for one batch: user_emb (B, d), pos_emb (B, d), neg_emb (B, n_neg, d).
+    """eq. (base-bpr) + reg_weight * eq. (base-reg) for one batch: user_emb (B, d), pos_emb (B, d), neg_emb (B, n_neg, d).
     `reg_emb` is the (user, pos, neg) triple the penalty acts on (LightGCN passes its layer-0 rows)."""
-    pos_scores = (user_emb * pos_emb).sum(-1)                    # s_ui = <e_u, e_i>  (mf)
+    pos_scores = (user_emb * pos_emb).sum(-1)                    # s_ui = <e_u, e_i>  eq. (base-mf)
     neg_scores = torch.einsum('bd,bnd->bn', user_emb, neg_emb)   # s_uj for every sampled j
-    bpr = bpr_loss(pos_scores, neg_scores)                       # softplus(s_uj - s_ui), batch mean  (bpr)
-    reg = reg_weight * embedding_l2(*reg_emb)                    # lambda * batch L2  (reg)
+    bpr = bpr_loss(pos_scores, neg_scores)                       # softplus(s_uj - s_ui), batch mean  eq. (base-bpr)
+    reg = reg_weight * embedding_l2(*reg_emb)                    # lambda * batch L2  eq. (base-reg)
     return {'loss': bpr + reg, 'bpr': bpr, 'reg': reg}
 
-# %% ../../nbs/03_baselines.ipynb #5f777be0
+# %% ../../nbs/03_baselines.ipynb #36e84a8e
 @register_model('bprmf')
 class BPRMF(Recommender):
-    "Matrix factorisation trained with BPR: s_ui = <e_u, e_i> (mf), loss (bpr) + (reg)."
+    "Matrix factorisation trained with BPR: s_ui = <e_u, e_i> eq. (base-mf), loss eq. (base-bpr) + eq. (base-reg)."
     @dataclass
     class Config:
         embedding_dim: int = 64      # d
-        reg_weight: float = 1e-4     # lambda in (reg)
+        reg_weight: float = 1e-4     # lambda in eq. (base-reg)
 
     def __init__(self, data, **config):
         super().__init__(data, **config)       # sets n_users, n_items and self.config (unknown keys: TypeError)
@@ -59,7 +59,7 @@ class BPRMF(Recommender):
         e_u, e_i, e_j = self.user_embedding(users), self.item_embedding(pos), self.item_embedding(neg)
         return pairwise_loss(e_u, e_i, e_j, (e_u, e_i, e_j), self.config.reg_weight)
 
-# %% ../../nbs/03_baselines.ipynb #ae55e19f
+# %% ../../nbs/03_baselines.ipynb #7a1ca81f
 def _csr(crow, col, values, n: int):
     "Sparse CSR (n, n) view of the three arrays (torch's beta-feature notice silenced)."
     with warnings.catch_warnings():
@@ -67,11 +67,11 @@ def _csr(crow, col, values, n: int):
         return torch.sparse_csr_tensor(crow, col, values, (n, n))
 
 def normalized_adjacency(interactions, n_users: int, n_items: int):
-    """A_hat = D^-1/2 A D^-1/2 (adj) of the user-item graph as sparse CSR (n, n), n = n_users + n_items.
+    """A_hat = D^-1/2 A D^-1/2 eq. (base-adj) of the user-item graph as sparse CSR (n, n), n = n_users + n_items.
     `interactions`: (m, 2) int64 rows (user, item), TRAIN split only; a repeated pair counts once."""
     n = n_users + n_items
     users, items = interactions[:, 0], interactions[:, 1] + n_users    # node ids: users first, then items
-    rows, cols = torch.cat([users, items]), torch.cat([items, users])   # both blocks R and R^T of A  (adj)
+    rows, cols = torch.cat([users, items]), torch.cat([items, users])   # both blocks R and R^T of A  eq. (base-adj)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
         adj = torch.sparse_coo_tensor(torch.stack([rows, cols]), torch.ones(rows.numel()), (n, n)).coalesce()
@@ -93,22 +93,22 @@ class SymmetricSpmm(torch.autograd.Function):
         return None, torch.sparse.mm(ctx.adj, grad)
 
 def propagate(adj, ego, n_layers: int):
-    "Layer-mean readout E = 1/(L+1) sum_{l=0..L} A_hat^l E^(0)  (prop), (readout); `adj` symmetric."
+    "Layer-mean readout E = 1/(L+1) sum_{l=0..L} A_hat^l E^(0)  eq. (base-prop), eq. (base-readout); `adj` symmetric."
     layer, total = ego, ego
     for _ in range(n_layers):
-        layer = SymmetricSpmm.apply(adj, layer)                      # E^(l+1) = A_hat E^(l)  (prop)
+        layer = SymmetricSpmm.apply(adj, layer)                      # E^(l+1) = A_hat E^(l)  eq. (base-prop)
         total = total + layer
-    return total / (n_layers + 1)                                    # (readout)
+    return total / (n_layers + 1)                                    # eq. (base-readout)
 
-# %% ../../nbs/03_baselines.ipynb #64307eeb
+# %% ../../nbs/03_baselines.ipynb #807d4368
 @register_model('lightgcn')
 class LightGCN(Recommender):
-    "LightGCN: (mf) on the layer mean of A_hat^l E^(0) (adj, prop, readout); (reg) on E^(0)."
+    "LightGCN: eq. (base-mf) on the layer mean of A_hat^l E^(0) (adj, prop, readout); eq. (base-reg) on E^(0)."
     @dataclass
     class Config:
         embedding_dim: int = 64      # d
         n_layers: int = 2            # L
-        reg_weight: float = 1e-4     # lambda in (reg), on the layer-0 rows of the batch
+        reg_weight: float = 1e-4     # lambda in eq. (base-reg), on the layer-0 rows of the batch
 
     def __init__(self, data, **config):
         super().__init__(data, **config)       # sets n_users, n_items and self.config (unknown keys: TypeError)
@@ -123,7 +123,7 @@ class LightGCN(Recommender):
 
     @property
     def norm_adj(self):
-        "A_hat (adj) as a sparse CSR tensor on the module's device."
+        "A_hat eq. (base-adj) as a sparse CSR tensor on the module's device."
         return _csr(self.adj_crow, self.adj_col, self.adj_values, self.n_users + self.n_items)
 
     def train(self, mode: bool = True):
@@ -131,7 +131,7 @@ class LightGCN(Recommender):
         return super().train(mode)
 
     def embeddings(self):
-        "Propagated (user (n_users, d), item (n_items, d)) rows of E (readout); cached in eval mode under no_grad."
+        "Propagated (user (n_users, d), item (n_items, d)) rows of E eq. (base-readout); cached in eval mode under no_grad."
         cacheable = not self.training and not torch.is_grad_enabled()
         key = tuple((p.data_ptr(), p._version) for p in self.parameters())    # changes on any update or reload
         if cacheable and self._cache is not None and self._cache[0] == key:
@@ -148,9 +148,9 @@ class LightGCN(Recommender):
         return pairwise_loss(user_final[users], item_final[pos], item_final[neg],
                              (ego[users], ego[self.n_users + pos], ego[self.n_users + neg]), self.config.reg_weight)
 
-# %% ../../nbs/03_baselines.ipynb #1c4995ca
+# %% ../../nbs/03_baselines.ipynb #573b53c0
 def item_features(data, modalities=None):
-    """x_i of (concat): the chosen `data.features` matrices side by side, float32 (n_items, F), and their names.
+    """x_i of eq. (base-concat): the chosen `data.features` matrices side by side, float32 (n_items, F), and their names.
     `modalities=None` takes every modality, in `data.features` order; a single name may be a string."""
     available = list(getattr(data, 'features', None) or {})
     if not available:
@@ -167,13 +167,13 @@ def item_features(data, modalities=None):
 
 @register_model('vbpr')
 class VBPR(Recommender):
-    "VBPR (vbpr): s_ui = <gamma_u, gamma_i> + <theta_u, E x_i>, x_i the concatenated modalities (concat)."
+    "VBPR eq. (base-vbpr): s_ui = <gamma_u, gamma_i> + <theta_u, E x_i>, x_i the concatenated modalities eq. (base-concat)."
     @dataclass
     class Config:
         embedding_dim: int = 64            # d_id: gamma_u, gamma_i
         content_dim: int | None = None     # d_c: theta_u, E x_i (None: embedding_dim)
         modalities: tuple | None = None    # names in data.features (None: all of them)
-        reg_weight: float = 1e-4           # lambda in (reg), on [gamma_u; theta_u] and [gamma_i; E x_i]
+        reg_weight: float = 1e-4           # lambda in eq. (base-reg), on [gamma_u; theta_u] and [gamma_i; E x_i]
 
     def __init__(self, data, **config):
         super().__init__(data, **config)       # sets n_users, n_items and self.config (unknown keys: TypeError)
@@ -189,12 +189,12 @@ class VBPR(Recommender):
             nn.init.xavier_normal_(weight)
 
     def user_vectors(self, users=None):
-        "[gamma_u; theta_u] (vbpr) for all users or those in `users`."
+        "[gamma_u; theta_u] eq. (base-vbpr) for all users or those in `users`."
         weight = torch.cat([self.user_id.weight, self.user_content.weight], 1)
         return weight if users is None else weight[users]
 
     def item_vectors(self, items=None):
-        "[gamma_i; E x_i] (vbpr) for all items or those in `items` (any shape); projects only those items."
+        "[gamma_i; E x_i] eq. (base-vbpr) for all items or those in `items` (any shape); projects only those items."
         if items is None:
             return torch.cat([self.item_id.weight, self.projection(self.item_features)], -1)
         return torch.cat([self.item_id(items), self.projection(self.item_features[items])], -1)
