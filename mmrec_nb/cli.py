@@ -170,7 +170,8 @@ def summary_text(summary, metrics, digits: int = 4) -> str:
                 f'{mean:.{digits}f}' + ('' if pd.isna(std) else f' ± {std:.{digits}f}')
                 for mean, std in zip(rows[f'{name}_mean'], rows[f'{name}_std'])]
         table['seeds'] = [','.join(map(str, seeds)) for seeds in rows['seeds']]
-        table['commit'] = [','.join(commit[:10] for commit in commits) for commits in rows['commits']]
+        table['commit'] = [','.join(commit[:10] + ('-dirty' if commit.endswith('-dirty') else '') for commit in commits)
+                           for commits in rows['commits']]
         blocks.append(f'== {dataset} ({profile} profile) ==\n' + table.to_string(index=False))
     return '\n\n'.join(blocks)
 

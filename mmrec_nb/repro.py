@@ -496,14 +496,17 @@ def leaderboard_table(rows, metrics=DEFAULT_METRICS, digits: int = 4, star: str 
                             if column.name in mask else [''] * len(column))
 
 def provenance_note(rows, head: str | None = None) -> str:
-    "One line under a table: profile(s), seeds, commits (non-HEAD ones flagged 'from commit X') and dates."
+    "One line under a table: profile(s), seeds, code commits (non-HEAD ones flagged 'from commit X') and run dates."
     head = git_commit() if head is None else head
     commits = sorted({commit for group in rows['commits'] for commit in group})
-    described = [f'{commit[:10]} (HEAD)' if same_commit(commit, head) else f'from commit {commit[:10]}'
-                 + ('-dirty' if commit.endswith('-dirty') else '') for commit in commits]
+    short = [commit[:10] + ('-dirty' if commit.endswith('-dirty') else '') for commit in commits]
+    described = [f'{name} (HEAD)' if same_commit(commit, head) else f'from commit {name}'
+                 for commit, name in zip(commits, short)]
     seeds = sorted({seed for group in rows['seeds'] for seed in group})
+    first, last = rows['date'].min()[:10], rows['date'].max()[:10]
     return (f"profile {', '.join(sorted(set(rows['profile'])))}; seeds {', '.join(map(str, seeds))}; "
-            f"commit {', '.join(described)}; run {rows['date'].min()[:10]} to {rows['date'].max()[:10]} (UTC)")
+            f"code {', '.join(described)}; run {first if first == last else f'{first} to {last}'} (UTC)")
+
 
 def mean_curves(df):
     "Valid curves averaged over seeds: index epoch, one column per model (labelled 'model (notebook)' when a model name repeats)."
