@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['ranking_metrics', 'user_item_csr', 'rank_topk', 'EvalResult', 'evaluate', 'Popularity', 'PairedTest', 'paired_test']
 
-# %% ../nbs/01_evaluate.ipynb #39f7762d
+# %% ../nbs/01_evaluate.ipynb #fe7e575a
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +15,7 @@ from torch import nn
 
 from .ops.topk import NEG_INF, block_topk, masked_block_topk, merge_topk, pack_bits
 
-# %% ../nbs/01_evaluate.ipynb #0f534c34
+# %% ../nbs/01_evaluate.ipynb #32f6e752
 def ranking_metrics(hits, n_targets, ks: Sequence[int] = (10, 20)) -> dict[str, np.ndarray]:
     """Per-user Recall, NDCG, Precision and HitRate at each K in `ks`, eqs. (eval-recall)-(eval-ndcg).
     hits (U, >= max(ks)) bool: hits[u, r] = the item at rank r + 1 is a target; n_targets (U,) = |T_u| >= 1."""
@@ -35,7 +35,7 @@ def ranking_metrics(hits, n_targets, ks: Sequence[int] = (10, 20)) -> dict[str, 
         out[f'hit@{k}'] = (found > 0).astype(np.float64)          # eq. (eval-hit)
     return out
 
-# %% ../nbs/01_evaluate.ipynb #e4f21b9f
+# %% ../nbs/01_evaluate.ipynb #025cff3f
 def user_item_csr(pairs: torch.Tensor, n_users: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
     "(indptr (n_users + 1,), items) of (user, item) pairs: each user's items distinct and ascending."
     pairs = torch.as_tensor(pairs).long().reshape(-1, 2).cpu()
@@ -101,7 +101,7 @@ def _resolve(model) -> _Scorer:
         user_emb, item_emb = user_emb.float(), item_emb.float()
     return _Scorer(len(user_emb), len(item_emb), user_emb, item_emb.to(user_emb.dtype))
 
-# %% ../nbs/01_evaluate.ipynb #2f82c4fa
+# %% ../nbs/01_evaluate.ipynb #52503a75
 def _stream(scorer: _Scorer, users: torch.Tensor, k: int, exclude, items, batch_users: int, item_block: int,
             device) -> tuple[torch.Tensor, torch.Tensor]:
     "Batches of users x blocks of candidates, each block through the masked top-k, merged by eq. (topk-merge)."
@@ -164,7 +164,7 @@ def rank_topk(model, users=None, *, k: int, exclude=None, items=None, batch_user
             items = torch.unique(torch.as_tensor(items).long().flatten().cpu())
         return _stream(scorer, users, k, exclude, items, batch_users, item_block, device)
 
-# %% ../nbs/01_evaluate.ipynb #a9846f73
+# %% ../nbs/01_evaluate.ipynb #973e8d44
 @dataclass(eq=False, repr=False)
 class EvalResult:
     "Metrics averaged over the evaluated users (eq. eval-mean), the per-user values behind them, and the time taken."
@@ -218,7 +218,7 @@ def evaluate(model, data, split: str = 'valid', ks: Sequence[int] = (10, 20), ba
     return EvalResult({key: float(values.mean()) for key, values in per_user.items()}, per_user,
                       users.numpy(), time.perf_counter() - start)
 
-# %% ../nbs/01_evaluate.ipynb #4fbb31aa
+# %% ../nbs/01_evaluate.ipynb #d6e886f3
 class Popularity(nn.Module):
     "Scores item i by its number of training interactions, eq. (eval-pop): the same list for every user."
     def __init__(self, data):
@@ -232,7 +232,7 @@ class Popularity(nn.Module):
         counts = self.counts if items is None else self.counts[items]
         return counts.expand(len(users), -1)
 
-# %% ../nbs/01_evaluate.ipynb #80305ee2
+# %% ../nbs/01_evaluate.ipynb #6bff2ec5
 @dataclass
 class PairedTest:
     "Paired comparison of two evaluations on the same users: mean difference a - b and two-sided p-values."

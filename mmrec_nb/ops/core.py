@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['HAS_TRITON', 'NAMESPACE', 'OPS', 'interpreting', 'on_kernel_path', 'tile_size', 'OpSpec', 'register_op']
 
-# %% ../../nbs/01a_ops.ipynb #77952ac6
+# %% ../../nbs/01a_ops.ipynb #5835e552
 import functools
 import os
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ except ImportError:  # Triton is optional: without it every op runs its PyTorch 
 HAS_TRITON = triton is not None
 NAMESPACE = 'mmrec_nb'  # ops are torch.ops.mmrec_nb.<name>
 
-# %% ../../nbs/01a_ops.ipynb #1f41cc1e
+# %% ../../nbs/01a_ops.ipynb #c61f39ba
 def interpreting() -> bool:
     "True under TRITON_INTERPRET=1 (Triton then runs kernels on CPU tensors with NumPy)."
     return os.environ.get('TRITON_INTERPRET') == '1'
@@ -38,7 +38,7 @@ def tile_size(n: int, low: int = 16, high: int = 128) -> int:
     "The power of two covering n, clamped to [low, high] (tl.dot needs every side >= 16)."
     return max(low, min(high, 1 << max(int(n) - 1, 0).bit_length()))
 
-# %% ../../nbs/01a_ops.ipynb #3d7c4b4d
+# %% ../../nbs/01a_ops.ipynb #dfeee522
 @dataclass(frozen=True)
 class OpSpec:
     "A registered op: its name, the PyTorch reference, the Triton launcher (None without Triton), the torch op."

@@ -4,14 +4,14 @@
 __all__ = ['NEG_INF', 'masked_block_topk', 'pack_bits', 'unpack_bits', 'set_bits', 'block_topk', 'masked_block_topk_reference',
            'best_of', 'merge_topk']
 
-# %% ../../nbs/01b_topk.ipynb #5a2a87d6
+# %% ../../nbs/01b_topk.ipynb #6acc8eb0
 import torch
 
 from .core import HAS_TRITON, interpreting, register_op, tile_size, tl, triton
 
 NEG_INF = float('-inf')
 
-# %% ../../nbs/01b_topk.ipynb #85fff065
+# %% ../../nbs/01b_topk.ipynb #c3613c51
 def pack_bits(rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:
     "Eq. (topk-mask): int32 (n_rows, ceil(n_cols/32)), bit c % 32 of word c // 32 set for every pair (row, c)."
     words = (n_cols + 31) // 32
@@ -43,13 +43,19 @@ def set_bits(mask: torch.Tensor, n_cols: int) -> tuple[torch.Tensor, torch.Tenso
     keep = cols < n_cols
     return rows[which][keep], cols[keep]
 
-# %% ../../nbs/01b_topk.ipynb #afac3521
+# %% ../../nbs/01b_topk.ipynb #5ec69c1f
 def _ordered_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     "First k entries of each row under eq. (topk-order): values (B, k) and positions (B, k); k <= N."
-    values, positions = scores.topk(k, dim=1)
+    N = scores.shape[1]
+    values, positions = scores.topk(min(k + 1, N), dim=1)
+    # more than k entries >= the k-th value t_u exactly when the (k+1)-th value equals it; topk then kept an
+    # unspecified subset of the entries equal to t_u, and the row is repaired below
+    if k < N:
+        crowded = (values[:, k] == values[:, k - 1]) & (values[:, k - 1] > NEG_INF)
+    else:                                                                 # every entry is kept: nothing to repair
+        crowded = torch.zeros(len(values), dtype=torch.bool, device=values.device)
+    values, positions = values[:, :k].contiguous(), positions[:, :k].contiguous()
     kth = values[:, -1:]
-    # topk keeps an unspecified subset of the entries equal to the k-th value: repair the rows with too many
-    crowded = ((scores >= kth).sum(1, dtype=torch.int32) > k) & (kth[:, 0] > NEG_INF)
     if crowded.any():
         rows = crowded.nonzero()[:, 0]
         sub, sub_kth = scores[rows], kth[rows]
@@ -73,12 +79,15 @@ def _padding(like: torch.Tensor, rows: int, k: int) -> tuple[torch.Tensor, torch
             torch.full((rows, k), -1, dtype=torch.int64, device=like.device))
 
 
-def block_topk(scores: torch.Tensor, mask: torch.Tensor, offset: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def block_topk(scores: torch.Tensor, mask: torch.Tensor, offset: int, k: int, *,
+               overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k of each row of a (B, N) score block under eqs. (topk-candidates)-(topk-order): values (B, k) and item
-    ids offset + position (B, k) int64, padded with (-inf, -1). `mask` is the bitmask of eq. (topk-mask)."""
+    ids offset + position (B, k) int64, padded with (-inf, -1). `mask` is the bitmask of eq. (topk-mask).
+    The block is copied before masking unless `overwrite` hands it over (saves one B x N copy)."""
     B, N = scores.shape
     rows, cols = set_bits(mask, N)
-    scores = scores.index_put((rows, cols), scores.new_tensor(NEG_INF))  # out of place: the caller's block stays
+    minus_inf = scores.new_tensor(NEG_INF)
+    scores = scores.index_put_((rows, cols), minus_inf) if overwrite else scores.index_put((rows, cols), minus_inf)
     values, ids = _padding(scores, B, k)
     kept = min(k, N)
     if B and kept:
@@ -91,7 +100,7 @@ def block_topk(scores: torch.Tensor, mask: torch.Tensor, offset: int, k: int) ->
 def masked_block_topk_reference(user_emb: torch.Tensor, item_emb: torch.Tensor, mask: torch.Tensor,
                                 offset: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     "Eq. (topk-candidates) as one matmul, then `block_topk`: the CPU path and the kernel's oracle; O(B x N) memory."
-    return block_topk(user_emb @ item_emb.T, mask, offset, k)   # s_ui = u_u^T v_i
+    return block_topk(user_emb @ item_emb.T, mask, offset, k, overwrite=True)   # s_ui = u_u^T v_i, ours to mask
 
 
 def best_of(values: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +116,7 @@ def merge_topk(values, ids, new_values, new_ids, k: int) -> tuple[torch.Tensor, 
     "Eq. (topk-merge): the running top-k (values, ids) updated with a block's candidates."
     return best_of(torch.cat([values, new_values], 1), torch.cat([ids, new_ids], 1), k)
 
-# %% ../../nbs/01b_topk.ipynb #f6660c61
+# %% ../../nbs/01b_topk.ipynb #6b30d6a4
 if triton is not None:
     @triton.jit
     def _masked_block_topk_kernel(user_ptr, item_ptr, mask_ptr, value_ptr, id_ptr, B, N, D, offset,
@@ -141,7 +150,7 @@ if triton is not None:
             tl.store(id_ptr + out, tl.where(found, col.to(tl.int64) + offset, -1), mask=row_ok)
             scores = tl.where(cols[None, :] == col[:, None], -float('inf'), scores)
 
-# %% ../../nbs/01b_topk.ipynb #cde71777
+# %% ../../nbs/01b_topk.ipynb #82b5812a
 def _masked_block_topk_triton(user_emb, item_emb, mask, offset, k):
     "Launch the kernel over (user tiles, item tiles); `best_of` keeps the k best of the tiles' candidates."
     (B, D), N = user_emb.shape, item_emb.shape[0]
@@ -160,7 +169,7 @@ def _masked_block_topk_triton(user_emb, item_emb, mask, offset, k):
         BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D)
     return best_of(values, ids, k)   # eq. (topk-merge) over the tiles
 
-# %% ../../nbs/01b_topk.ipynb #8cbaa59a
+# %% ../../nbs/01b_topk.ipynb #9ad56de2
 def _check(user_emb, item_emb, mask, offset, k) -> None:
     "Arguments of masked_block_topk; a mismatch names the argument and what it needs."
     name = 'masked_block_topk'
