@@ -6,7 +6,7 @@
 __all__ = ['batch_ids', 'embedding_l2', 'pairwise_loss', 'BPRMF', 'normalized_adjacency', 'SymmetricSpmm', 'propagate',
            'LightGCN', 'item_features', 'VBPR']
 
-# %% ../../nbs/03_baselines.ipynb #79a020a9
+# %% ../../nbs/03_baselines.ipynb #baa433b3
 import warnings
 from dataclasses import dataclass
 
@@ -15,7 +15,7 @@ from torch import nn
 
 from ..train import Recommender, register_model, bpr_loss
 
-# %% ../../nbs/03_baselines.ipynb #c94e5667
+# %% ../../nbs/03_baselines.ipynb #20267ea6
 def batch_ids(batch: dict):
     "`(users (B,), pos (B,), neg (B, n_neg))` from a Trainer batch; a 1-d `neg` means one negative per row."
     neg = batch['neg']
@@ -35,7 +35,7 @@ def pairwise_loss(user_emb, pos_emb, neg_emb, reg_emb, reg_weight: float) -> dic
     reg = reg_weight * embedding_l2(*reg_emb)                    # lambda * batch L2  eq. (base-reg)
     return {'loss': bpr + reg, 'bpr': bpr, 'reg': reg}
 
-# %% ../../nbs/03_baselines.ipynb #fce6705b
+# %% ../../nbs/03_baselines.ipynb #43faed1f
 @register_model('bprmf')
 class BPRMF(Recommender):
     "Matrix factorisation trained with BPR: s_ui = <e_u, e_i> eq. (base-mf), loss eq. (base-bpr) + eq. (base-reg)."
@@ -59,7 +59,7 @@ class BPRMF(Recommender):
         e_u, e_i, e_j = self.user_embedding(users), self.item_embedding(pos), self.item_embedding(neg)
         return pairwise_loss(e_u, e_i, e_j, (e_u, e_i, e_j), self.config.reg_weight)
 
-# %% ../../nbs/03_baselines.ipynb #991ef307
+# %% ../../nbs/03_baselines.ipynb #2e276a61
 def _csr(crow, col, values, n: int):
     "Sparse CSR (n, n) view of the three arrays (torch's beta-feature notice silenced)."
     with warnings.catch_warnings():
@@ -100,7 +100,7 @@ def propagate(adj, ego, n_layers: int):
         total = total + layer
     return total / (n_layers + 1)                                    # eq. (base-readout)
 
-# %% ../../nbs/03_baselines.ipynb #d7e413b9
+# %% ../../nbs/03_baselines.ipynb #59ebd0af
 @register_model('lightgcn')
 class LightGCN(Recommender):
     "LightGCN: eq. (base-mf) on the layer mean of A_hat^l E^(0) (adj, prop, readout); eq. (base-reg) on E^(0)."
@@ -148,7 +148,7 @@ class LightGCN(Recommender):
         return pairwise_loss(user_final[users], item_final[pos], item_final[neg],
                              (ego[users], ego[self.n_users + pos], ego[self.n_users + neg]), self.config.reg_weight)
 
-# %% ../../nbs/03_baselines.ipynb #50e63dcb
+# %% ../../nbs/03_baselines.ipynb #703a3d02
 def item_features(data, modalities=None):
     """x_i of eq. (base-concat): the chosen `data.features` matrices side by side, float32 (n_items, F), and their names.
     `modalities=None` takes every modality, in `data.features` order; a single name may be a string."""
