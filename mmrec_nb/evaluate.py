@@ -85,9 +85,9 @@ def _resolve(model) -> _Scorer:
     elif callable(getattr(model, 'embeddings', None)):
         pair = model.embeddings()
     elif callable(getattr(model, 'scores', None)):
-        if not all(isinstance(getattr(model, a, None), int) for a in ('n_users', 'n_items')):
-            raise TypeError(f"{type(model).__name__} has scores() but no int n_users / n_items")
-        return _Scorer(model.n_users, model.n_items, model=model)
+        if getattr(model, 'n_users', None) is None or getattr(model, 'n_items', None) is None:
+            raise TypeError(f"{type(model).__name__} has scores() but no n_users / n_items")
+        return _Scorer(int(model.n_users), int(model.n_items), model=model)
     else:
         raise TypeError(f"cannot rank with {type(model).__name__}: pass (user_emb, item_emb) or a model with "
                         f"embeddings() or scores(users, items)")
@@ -125,13 +125,15 @@ def _stream(scorer: _Scorer, users: torch.Tensor, k: int, exclude, items, batch_
             rows, banned = rows[banned >= 0], banned[banned >= 0]
         order = torch.argsort(banned)                # sorted by position: each block's share is one slice
         rows, banned = rows[order], banned[order]
+        if scorer.model is None:
+            batch_emb = user_emb[batch.to(device)]
         values = ids = None
         for lo in range(0, n_candidates, item_block):
             hi = min(lo + item_block, n_candidates)
             a, b = torch.searchsorted(banned, torch.tensor([lo, hi])).tolist()
             mask = pack_bits(rows[a:b], banned[a:b] - lo, len(batch), hi - lo).to(device)   # eq. (topk-mask)
             if scorer.model is None:
-                block = masked_block_topk(user_emb[batch.to(device)], item_emb[lo:hi], mask, lo, k)
+                block = masked_block_topk(batch_emb, item_emb[lo:hi], mask, lo, k)
             else:
                 block_items = torch.arange(lo, hi) if items is None else items[lo:hi]
                 scores = scorer.model.scores(batch.to(device), block_items.to(device))
@@ -160,8 +162,12 @@ def rank_topk(model, users=None, *, k: int, exclude=None, items=None, batch_user
     with _scoring(model):
         scorer = _resolve(model)
         users = torch.arange(scorer.n_users) if users is None else torch.as_tensor(users).long().flatten().cpu()
+        if len(users) and (users.min() < 0 or users.max() >= scorer.n_users):
+            raise ValueError(f"rank_topk: users must lie in [0, {scorer.n_users})")
         if items is not None:
             items = torch.unique(torch.as_tensor(items).long().flatten().cpu())
+            if len(items) == 0 or items[0] < 0 or items[-1] >= scorer.n_items:
+                raise ValueError(f"rank_topk: items must be non-empty ids in [0, {scorer.n_items})")
         return _stream(scorer, users, k, exclude, items, batch_users, item_block, device)
 
 # %% ../nbs/01_evaluate.ipynb #973e8d44
@@ -191,7 +197,8 @@ def evaluate(model, data, split: str = 'valid', ks: Sequence[int] = (10, 20), ba
         raise ValueError(f"evaluate: ks must be positive integers, got {ks}")
     n_users, n_items = data.n_users, data.n_items
     targets = torch.as_tensor(getattr(data, split)).long().reshape(-1, 2)
-    excluded = data.train if split == 'valid' else torch.cat([data.train, data.valid])  # eq. (eval-candidates)
+    train, valid = (torch.as_tensor(p).long().reshape(-1, 2) for p in (data.train, data.valid))
+    excluded = train if split == 'valid' else torch.cat([train, valid])      # eq. (eval-candidates)
     items = None
     if cold_items is not None:
         items = torch.unique(torch.as_tensor(cold_items).long().flatten().cpu())

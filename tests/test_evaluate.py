@@ -198,6 +198,10 @@ def test_rank_topk_users_items_and_padding():
     assert values[0].tolist() == [-5.0, -9.0, float('-inf'), float('-inf')]
     with pytest.raises(ValueError, match='k, batch_users, item_block >= 1'):
         rank_topk((user_emb, item_emb), k=0)
+    with pytest.raises(ValueError, match=r'users must lie in \[0, 4\)'):
+        rank_topk((user_emb, item_emb), users=[4], k=2)
+    with pytest.raises(ValueError, match='items must be non-empty'):
+        rank_topk((user_emb, item_emb), k=2, items=[])
 
 
 # ---------------------------------------------------------------- the scoring contract
