@@ -21,7 +21,6 @@ STAMP := $(VENV)/.mmrec-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export MPLBACKEND := Agg
 
 .PHONY: all setup test test-fast book repro export clean-nbs check-clean bench distclean
 
@@ -53,6 +52,9 @@ check-clean: $(STAMP)
 	  git status --short -- mmrec_nb nbs; exit 1; \
 	fi; echo "export and clean: nothing to change"
 
+# One BLAS/OpenMP thread per process: nbdev_test runs two notebooks at once on a 2-core machine, and
+# oversubscribed torch threads make small models many times slower.
+test: export OMP_NUM_THREADS := 1
 test: check-clean
 	$(BIN)/nbdev_test --n_workers 2 --timing
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --durations=10
