@@ -25,30 +25,7 @@ RELEASED_BATCH = 3000
 FLOAT32_BYTES = 4
 
 
-def _status_kib(key: str) -> int:
-    for line in open('/proc/self/status'):
-        if line.startswith(key + ':'):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
-def _reset_peak(device) -> int:
-    "Start a fresh peak; return the memory in use now (bytes)."
-    import torch
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
-        return torch.cuda.memory_allocated(device)
-    # Linux: writing 5 to clear_refs resets the peak resident set (VmHWM) to the current one
-    with open('/proc/self/clear_refs', 'w') as handle:
-        handle.write('5')
-    return _status_kib('VmRSS') * 1024
-
-
-def _peak_bytes(device) -> int:
-    import torch
-    if device.type == 'cuda':
-        return torch.cuda.max_memory_allocated(device)
-    return _status_kib('VmHWM') * 1024
+from _peak_memory import peak_bytes as _peak_bytes, reset_peak as _reset_peak  # noqa: E402  (this folder)
 
 
 def worker(form: str, mode: str, batch: int, repeats: int, device_name: str, threads: int) -> dict:

@@ -4,9 +4,6 @@ registration (gradcheck, opcheck), and the Triton kernel under TRITON_INTERPRET=
 Triton reads TRITON_INTERPRET when a kernel is defined, so the interpreter tests (`test_interp_*`) run in a
 child pytest process that `test_kernel_under_interpreter` starts with the variable set; in the parent they
 are skipped."""
-import os
-import subprocess
-import sys
 from unittest import mock
 
 import pytest
@@ -14,7 +11,8 @@ import torch
 
 from mmrec_nb.ops import cp_fusion as op
 
-INTERPRETING = os.environ.get('TRITON_INTERPRET') == '1'
+from _interpreter import INTERPRETING, run_interpreted
+
 interp_only = pytest.mark.skipif(not INTERPRETING, reason='runs in the child process of test_kernel_under_interpreter')
 
 
@@ -95,11 +93,7 @@ def test_large_rank_falls_back_to_reference():
 # ---------------------------------------------------------------- the kernel under the interpreter
 @pytest.mark.skipif(INTERPRETING or not op.HAS_TRITON, reason='parent process only; needs triton')
 def test_kernel_under_interpreter():
-    env = {**os.environ, 'TRITON_INTERPRET': '1'}
-    done = subprocess.run([sys.executable, '-m', 'pytest', __file__, '-q', '-p', 'no:cacheprovider', '-k', 'interp_'],
-                          env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert ' passed' in done.stdout and ' failed' not in done.stdout
+    run_interpreted(__file__, 'interp_', timeout=900)
 
 
 @interp_only

@@ -5,9 +5,6 @@ the Triton kernel under TRITON_INTERPRET=1 against the reference.
 Triton reads TRITON_INTERPRET when a kernel is defined, that is when mmrec_nb.ops.topk is imported. So the
 interpreter tests (`test_interp_*`) run in a child pytest process that `test_kernel_under_interpreter` starts
 with the variable set; in this process they are skipped, and no other test module sees the variable."""
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +13,8 @@ import torch
 from mmrec_nb.ops import core
 from mmrec_nb.ops import topk as op
 
-INTERPRETING = os.environ.get('TRITON_INTERPRET') == '1'
+from _interpreter import INTERPRETING, run_interpreted
+
 interp_only = pytest.mark.skipif(not INTERPRETING, reason='runs in the child process of test_kernel_under_interpreter')
 NEG_INF = float('-inf')
 
@@ -170,11 +168,7 @@ def test_bad_arguments(change, message):
 # ---------------------------------------------------------------- the Triton kernel, interpreted
 @pytest.mark.skipif(INTERPRETING or not core.HAS_TRITON, reason='needs triton; starts the interpreter child')
 def test_kernel_under_interpreter():
-    env = {**os.environ, 'TRITON_INTERPRET': '1'}
-    run = subprocess.run([sys.executable, '-m', 'pytest', __file__, '-q', '-k', 'test_interp_', '-p', 'no:cacheprovider'],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert ' passed' in run.stdout and 'skipped' not in run.stdout.splitlines()[-1], run.stdout[-2000:]
+    run_interpreted(__file__, 'test_interp_', timeout=300)
 
 
 @interp_only
