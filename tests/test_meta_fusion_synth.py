@@ -1,0 +1,212 @@
+"Meta Fusion synthetic study (nbs/21_meta_fusion_synthetic.ipynb): generator, cooperative learning, runner, verdict rules."
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mmrec_nb.models.meta_fusion import LatentBank, divergence_weights
+from mmrec_nb.models.meta_fusion_fit import CohortTrainConfig, MetaFusion
+from mmrec_nb.models.meta_fusion_synth import (SETTINGS, StudyConfig, SyntheticSetting, cooperative_loss,
+                                               curve_outcome, fit_cooperative, load_study, make_synthetic,
+                                               mutual_learning_phase, paired_outcome, predict_cooperative,
+                                               result_file, run_synthetic_study, split_rows, trend_outcome, verdict)
+
+torch.set_num_threads(1)
+TINY = SyntheticSetting('nonlinear', 'both', n=240, dim_x=24, dim_z=16, shared=2, specific=2)
+TINY_CONFIG = StudyConfig(sizes=(2, 4), hidden=(8,), epochs=3, rho_grid=(0.5,), coop_grid=(0.0, 1.0))
+
+
+def explained(features, target):
+    "R^2 of a least-squares fit (with intercept) of target on features."
+    design = torch.cat([features, torch.ones(len(features), 1)], 1).double()
+    target = target.double().reshape(len(target), -1)
+    residual = target - design @ torch.linalg.lstsq(design, target).solution
+    return float(1 - residual.pow(2).sum() / (target - target.mean(0)).pow(2).sum())
+
+
+def test_generator_shapes_and_scales():
+    data = make_synthetic(SETTINGS['linear-complementary'], seed=11)
+    assert data['x'].shape == (2000, 500) and data['z'].shape == (2000, 400) and data['y'].shape == (2000,)
+    assert {k: v.shape[1] for k, v in data['latent'].items()} == {'shared': 5, 'x': 5, 'z': 5}
+    assert abs(float(data['eta'].var()) - 1) < 0.1                        # unit-variance signal
+    assert abs(float((data['y'] - data['eta']).std()) - 0.5) < 0.03       # sigma_y
+    assert abs(float(data['x'].var(0).mean()) - 2.0) < 0.25               # latent 1 + noise 1 per feature
+    assert explained(torch.cat(list(data['latent'].values()), 1), data['eta']) > 0.999   # linear in the factors
+    torch.testing.assert_close(make_synthetic(SETTINGS['linear-complementary'], seed=11)['z'], data['z'])
+
+
+@pytest.mark.parametrize('noise', [0.5, 1.0, 2.0, 4.0])
+def test_noise_lowers_the_modality_snr(noise):
+    setting = SyntheticSetting('linear', 'both', noise_z=noise, n=1500)
+    data = make_synthetic(setting, seed=2)
+    own = torch.cat([data['latent']['shared'], data['latent']['z']], 1)
+    assert abs(explained(own, data['z']) - 1 / (1 + noise ** 2)) < 0.03      # R^2 of Z on its factors
+    assert abs(explained(torch.cat([data['latent']['shared'], data['latent']['x']], 1), data['x']) - 0.5) < 0.03
+
+
+def test_noise_sweep_changes_only_z():
+    clean, noisy = (make_synthetic(SyntheticSetting('nonlinear', 'both', noise_z=s, n=600), seed=5) for s in (1.0, 8.0))
+    assert torch.equal(clean['x'], noisy['x']) and torch.equal(clean['y'], noisy['y'])
+    eps = (noisy['z'] - clean['z']) / 7                                       # z = A^T [s; u] + sigma_z * eps
+    assert abs(float(eps.std()) - 1) < 0.01 and abs(float(eps.mean())) < 0.01
+    latent_part = clean['z'] - eps
+    own = torch.cat([clean['latent']['shared'], clean['latent']['z']], 1)
+    assert explained(own, latent_part) > 0.9999                               # the rest is exactly the factors' image
+
+
+def test_independent_and_nonlinear_targets():
+    independent = make_synthetic(SyntheticSetting('linear', 'x', n=3000), seed=1)
+    z_factors = torch.cat([independent['latent']['shared'], independent['latent']['z']], 1)
+    assert explained(z_factors, independent['y']) < 0.01                     # Z carries nothing about y
+    nonlinear = make_synthetic(SyntheticSetting('nonlinear', 'both', n=3000), seed=1)
+    assert explained(torch.cat(list(nonlinear['latent'].values()), 1), nonlinear['eta']) < 0.02   # no linear part
+
+
+def test_split_and_setting_validation():
+    rows = split_rows(2000, seed=0)
+    assert [len(rows[p]) for p in ('train', 'valid', 'test')] == [1000, 500, 500]
+    assert torch.equal(torch.sort(torch.cat(list(rows.values()))).values, torch.arange(2000))
+    with pytest.raises(ValueError, match='fractions'):
+        split_rows(100, 0, (0.5, 0.5, 0.0))
+    with pytest.raises(ValueError, match='signal'):
+        SyntheticSetting('cubic')
+    with pytest.raises(ValueError, match='informative'):
+        SyntheticSetting(informative='z')
+    with pytest.raises(ValueError, match='noise_z'):
+        SyntheticSetting(noise_z=-1.0)
+    with pytest.raises(ValueError, match='rho_grid'):
+        StudyConfig(rho_grid=())
+
+
+def test_cooperative_loss_by_hand():
+    f_x = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    f_z = torch.tensor([[0.5, -1.0], [1.0, 1.0]])
+    y = torch.tensor([2.0, 0.0])
+    rho = torch.tensor([0.3, 2.0])
+    # fit 0: residuals 0.5, -1; differences 0.5, 3.  fit 1: residuals 1, -1; differences -1, -1
+    expected = torch.tensor([0.5 * (0.25 + 1) / 2 + 0.3 * 0.5 * (0.25 + 9) / 2,
+                             0.5 * (1 + 1) / 2 + 2.0 * 0.5 * (1 + 1) / 2])
+    torch.testing.assert_close(cooperative_loss(f_x, f_z, y, rho), expected)
+    a, b, target = torch.randn(4, 30), torch.randn(4, 30), torch.randn(30)
+    separable = (a.pow(2) + b.pow(2) - target * (a + b)).mean(1) + target.pow(2).mean() / 2   # eq. (mfs-coop-late)
+    torch.testing.assert_close(cooperative_loss(a, b, target, 1.0), separable)
+
+
+def test_fit_cooperative_on_additive_data():
+    g = torch.Generator().manual_seed(0)
+    data = {'x': torch.randn(500, 8, generator=g), 'z': torch.randn(500, 6, generator=g)}
+    y = data['x'][:, 0] - data['z'][:, 2] + 0.1 * torch.randn(500, generator=g)
+    bank = LatentBank({'x': [], 'z': []}).fit({m: v[:300] for m, v in data.items()})
+    b = bank.transform(data)
+    fitted = fit_cooperative(bank.views, b[:300], y[:300], b[300:400], y[300:400], (0.0, 1.0),
+                             hidden=(8,), config=CohortTrainConfig(epochs=40, lr=1e-2, batch_size=50))
+    assert fitted['rho'] == 0.0 and fitted['val_mse'][0] < fitted['val_mse'][1]
+    assert float((predict_cooperative(fitted, b[400:]) - y[400:]).pow(2).mean()) < 0.1 * float(y.var())
+    with pytest.raises(ValueError, match='rho_grid'):
+        fit_cooperative(bank.views, b[:300], y[:300], b[300:400], y[300:400], (-1.0,))
+
+
+def test_mutual_learning_phase_reproduces_meta_fusion():
+    data = make_synthetic(TINY, seed=4)
+    rows = split_rows(TINY.n, seed=4)
+    part = lambda p: {m: data[m][rows[p]] for m in ('x', 'z')}
+    y = {p: data['y'][rows[p]].reshape(-1, 1) for p in rows}
+    fit = MetaFusion(sizes={'x': [2], 'z': [2]}, hidden=(8,), epochs=4, lr=1e-2, rho_grid=(0.5,)).fit(
+        part('train'), y['train'], part('valid'), y['valid'])
+    bank = {p: fit.bank.transform(part(p)) for p in rows}
+    again = mutual_learning_phase(fit, fit.d, 0.5, bank['train'], y['train'], bank['valid'], y['valid'])
+    np.testing.assert_allclose(again['val_losses'], fit.runs[0.5]['val_losses'], rtol=1e-6)
+    assert again['weights'].tolist() == fit.runs[0.5]['weights'].tolist()
+    uniform = mutual_learning_phase(fit, divergence_weights(np.ones(len(fit.cohort), bool)), 0.5,
+                                    bank['train'], y['train'], bank['valid'], y['valid'])
+    assert fit.teachers.all() or not np.allclose(uniform['val_losses'], again['val_losses'])
+
+
+def test_runner_skips_matching_results_and_reruns_on_change(tmp_path):
+    catalog = {'tiny': TINY}
+    first = run_synthetic_study(catalog, 2, tmp_path, config=TINY_CONFIG, progress=False)
+    assert [r['status'] for r in first] == ['ran', 'ran']
+    stored = json.loads(result_file(tmp_path, 'tiny', 1).read_text())
+    assert stored['config']['seeds'] == {'data': 1001, 'model': 1} and stored['config_hash'] == first[1]['config_hash']
+    assert {'commit', 'date', 'wall_seconds', 'cpu_seconds', 'versions'} <= set(stored['provenance'])
+    assert stored['details']['rows'] == {'train': 120, 'valid': 60, 'test': 60}
+    mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob('*.json')}
+    second = run_synthetic_study(catalog, 2, tmp_path, config=TINY_CONFIG, progress=False)
+    assert [r['status'] for r in second] == ['reused', 'reused']
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob('*.json')} == mtimes
+    assert second[0]['metrics'] == first[0]['metrics']
+    third = run_synthetic_study(catalog, 3, tmp_path, config=TINY_CONFIG, progress=False)      # only rep 2 is new
+    assert [r['status'] for r in third] == ['reused', 'reused', 'ran']
+    result_file(tmp_path, 'tiny', 2).write_text('{not json')                                  # a torn file is rerun
+    assert [r['status'] for r in run_synthetic_study(catalog, 3, tmp_path, config=TINY_CONFIG,
+                                                     progress=False)] == ['reused', 'reused', 'ran']
+    study = load_study(catalog, 3, tmp_path, config=TINY_CONFIG)
+    assert set(study['errors']['method']) >= {'early', 'late', 'intermediate', 'cooperative', 'meta_fusion'}
+    assert set(study['curves']['rho']) == {0.0, 0.5} and len(study['records']) == 3
+    changed = dataclasses.replace(TINY_CONFIG, epochs=2)
+    assert [r['status'] for r in run_synthetic_study(catalog, 1, tmp_path, config=changed, progress=False)] == ['ran']
+    assert [r['status'] for r in run_synthetic_study(catalog, 1, tmp_path, config=changed, force=True,
+                                                     progress=False)] == ['ran']
+    with pytest.raises(FileNotFoundError, match='tiny_rep1.json'):
+        load_study(catalog, 2, tmp_path, config=changed)                                    # rep 1 has the old config
+    with pytest.raises(FileNotFoundError, match='tiny_rep0.json'):
+        load_study(catalog, 1, tmp_path, config=TINY_CONFIG)                                # rep 0 was overwritten
+
+
+def test_runner_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match='settings'):
+        run_synthetic_study(['linear-noisy', 'no-such-setting'], 1, tmp_path)
+    with pytest.raises(ValueError, match='settings'):
+        run_synthetic_study([], 1, tmp_path)
+    with pytest.raises(ValueError, match='settings'):
+        run_synthetic_study({'bad': 'linear'}, 1, tmp_path)
+    for bad in (0, -2, 1.5, True, '3'):
+        with pytest.raises(ValueError, match='replications'):
+            run_synthetic_study('linear-noisy', bad, tmp_path)
+    assert not list(tmp_path.iterdir())                                                    # nothing was written
+
+
+def test_paired_outcome_rule():
+    win = paired_outcome([1.0, 1.1, 0.9, 1.0, 1.05], [1.2, 1.3, 1.0, 1.25, 1.2])
+    assert win['outcome'] == 'win' and win['better'] == 5 and win['p'] < 0.01
+    assert abs(win['improvement'] - 0.18) < 1e-12
+    assert paired_outcome([1.2, 1.3, 1.0, 1.25, 1.2], [1.0, 1.1, 0.9, 1.0, 1.05])['outcome'] == 'loss'
+    assert paired_outcome([1.0, 1.2, 0.9, 1.3, 1.0], [1.1, 1.1, 1.0, 1.2, 1.0])['outcome'] == 'tie'
+    assert paired_outcome([0.5] * 4, [0.5] * 4)['outcome'] == 'tie'
+    assert paired_outcome([0.4] * 4, [0.5] * 4)['outcome'] == 'win'
+    # p against scipy's paired t-test
+    from scipy import stats
+    a, b = [0.31, 0.30, 0.35, 0.29, 0.33], [0.33, 0.30, 0.36, 0.32, 0.33]
+    assert abs(paired_outcome(a, b)['p'] - stats.ttest_rel(a, b).pvalue) < 1e-12
+    with pytest.raises(ValueError):
+        paired_outcome([1.0, 2.0], [1.0])
+
+
+def test_trend_and_curve_rules():
+    assert trend_outcome([1, 2, 4, 8] * 3, [0.0, 0.1, 0.2, 0.4] * 3)['outcome'] == 'win'
+    assert trend_outcome([1, 2, 4, 8] * 3, [0.4, 0.2, 0.1, 0.0] * 3)['outcome'] == 'loss'
+    assert trend_outcome([1, 2, 3], [0.1, 0.1, 0.1])['outcome'] == 'tie'
+    base = np.array([1.0, 1.1, 1.0, 0.9, 1.0])
+    assert curve_outcome({0: base, 0.1: base - 0.1, 1: base + 0.2})['outcome'] == 'win'
+    assert curve_outcome({0: base, 0.1: base - 0.1, 1: base - 0.05})['outcome'] == 'win'   # plateau after the dip
+    assert curve_outcome({0: base, 0.1: base - 0.05, 1: base - 0.1})['outcome'] == 'tie'   # still falling at the end
+    assert curve_outcome({0: base, 0.1: base + 0.05, 1: base + 0.1})['outcome'] == 'loss'  # never falls
+    with pytest.raises(ValueError, match='rho = 0'):
+        curve_outcome({0.1: base, 1: base})
+
+
+def test_verdict_rule():
+    assert verdict(['win', 'win', 'win']) == 'holds'
+    assert verdict(['win', 'win', 'tie', 'loss']) == 'partly'
+    assert verdict(['win', 'tie', 'tie']) == 'does not hold'
+    assert verdict(['tie', 'win'], 'non-inferiority') == 'holds'
+    assert verdict(['loss', 'tie', 'win'], 'non-inferiority') == 'partly'
+    assert verdict(['loss', 'tie'], 'non-inferiority') == 'does not hold'
+    with pytest.raises(ValueError):
+        verdict([])
+    with pytest.raises(ValueError):
+        verdict(['draw'])
+    with pytest.raises(ValueError, match='kind'):
+        verdict(['win'], 'equivalence')
