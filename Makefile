@@ -68,8 +68,23 @@ repro: $(STAMP)
 
 book: $(STAMP) $(MATHJAX)
 	$(BIN)/mmrec-nb repro --profile quick
+	$(BIN)/python -c "$$STALE_PAGES"
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "book: $(abspath _build/html/index.html)"
+
+# The execution cache is keyed by a notebook's code, not by the files it reads: pages that read results/
+# are dropped from the cache so that they always show the results on disk now.
+define STALE_PAGES
+from pathlib import Path
+from jupyter_cache import get_cache
+if Path('_build/.jupyter_cache').is_dir():
+    cache = get_cache('_build/.jupyter_cache')
+    for record in cache.list_cache_records():
+        page = Path(record.uri)
+        if not page.is_file() or any(key in page.read_text() for key in ('load_results', 'results/')):
+            cache.remove_cache(record.pk)
+endef
+export STALE_PAGES
 
 # MathJax is served from the book itself so that the HTML reads offline; it comes from the npm registry.
 # Without npm the file is a two-line loader that fetches the same MathJax 3 from a CDN instead.
