@@ -19,12 +19,13 @@ from tqdm import tqdm
 
 from ..evaluate import EvalResult, evaluate
 from .baselines import batch_ids
-from .meta_fusion import (LatentBank, Student, build_cohort, divergence_weights, mutual_learning_loss,
-                                         select_teachers)
-from ..repro import (Profile, RunOutcome, config_hash, experiment_config, get_profile, reusable_result,
-                            resolve_path, result_path, result_record, to_jsonable, valid_curve, validate_result,
-                            write_json_atomic)
-from ..train import FitResult, Recommender, Trainer, TrainConfig, build_model, make_config, register_model
+from .meta_fusion import (
+    LatentBank, Student, build_cohort, divergence_weights, mutual_learning_loss, select_teachers)
+from ..repro import (
+    Profile, RunOutcome, config_hash, experiment_config, get_profile, reusable_result, resolve_path, result_path,
+    result_record, to_jsonable, valid_curve, validate_result, write_json_atomic)
+from ..train import (
+    FitResult, Recommender, Trainer, TrainConfig, build_model, make_config, register_model)
 
 # %% auto #0
 __all__ = ['COHORTS', 'NOTEBOOK', 'MODEL', 'item_modalities', 'extractor_sizes', 'rec_cohort', 'student_label', 'student_kind',
@@ -326,7 +327,7 @@ class CohortTrainer(Trainer):
     def _validate(self) -> tuple[dict, float]:
         start = time.perf_counter()
         metric, model = self.config.metric.removeprefix('cohort_'), self.model
-        values = student_metrics(model, self.data, 'valid', metric)
+        values = student_metrics(model, self.data, 'valid', metric).to(model.best_metric.device)
         improved = values > model.best_metric                                   # strict; NaN never improves
         model.best_metric.copy_(torch.where(improved, values, model.best_metric))
         model.best_epoch[improved] = model.epoch
@@ -349,7 +350,8 @@ class CohortTrainer(Trainer):
 @dataclass
 class MetaFusionRecFit:
     "The driver's settings (the model's are `MetaFusionRec.Config`); unknown keys are an error."
-    rho_grid: tuple = (0.1, 1.0)       # phase-2 values of rho; rho = 0 (phase 1 itself) is always compared
+    rho_grid: tuple = (0.1, 1.0)       # phase-2 values of rho; rho = 0 is always compared
+    grid_epochs: int | None = 50       # epoch budget of each grid run (None: the full budget)
     adaptive: bool = True              # False: uniform mutual learning (every student teaches)
     max_clusters: int = 10             # k-means of select_teachers
     p_prune: float = 0.5               # ensemble selection, eq. (mf-select)
@@ -359,6 +361,8 @@ class MetaFusionRecFit:
     def __post_init__(self):
         if not all(float(r) > 0 for r in self.rho_grid):
             raise ValueError(f"MetaFusionRecFit: rho_grid must hold positive values (rho = 0 is phase 1), got {self.rho_grid}")
+        if self.grid_epochs is not None and self.grid_epochs < 1:
+            raise ValueError(f"MetaFusionRecFit: grid_epochs must be >= 1 or None, got {self.grid_epochs}")
         if not (0 <= self.p_prune < 1 and self.n_init >= 1 and self.max_clusters >= 2 and '@' in self.metric):
             raise ValueError(f"MetaFusionRecFit: need 0 <= p_prune < 1, n_init >= 1, max_clusters >= 2 and a metric "
                              f"like 'recall@20'; got p_prune={self.p_prune}, n_init={self.n_init}, "
@@ -387,7 +391,7 @@ def train_cohort(data, model_config: dict, train: TrainConfig, fit: MetaFusionRe
     result = CohortTrainer(model, data, train).fit()
     with torch.no_grad():
         user_vecs, item_vecs = (t.detach().clone() for t in model.student_embeddings())
-    singles = model.best_metric.numpy().copy()
+    singles = model.best_metric.cpu().numpy().copy()
     value = committee_value(user_vecs, item_vecs, data, fit.metric)
     committee = greedy_committee(value, singles, fit.p_prune, fit.n_init)
     return CohortRun(float(model.config.rho), singles, user_vecs, item_vecs, committee, value(committee),
@@ -396,33 +400,38 @@ def train_cohort(data, model_config: dict, train: TrainConfig, fit: MetaFusionRe
 
 @dataclass
 class MetaFusionRecResult:
-    "Phase 1, the teachers, phase 2 over the rho grid, the chosen rho and committee, the fit's wall time."
+    "Phase 1, the teachers, the rho grid (short budget), the final cohort at the chosen rho, the fit's wall time."
     cohort: list
-    runs: dict                         # rho -> CohortRun (0.0 = phase 1)
+    runs: dict                         # full-budget runs: rho -> CohortRun (0.0 = phase 1, and the chosen rho)
+    grid: dict                         # rho -> CohortRun of the grid (the full run itself when the budgets agree)
     teachers: np.ndarray
     clusters: dict
-    rho: float                         # the run whose committee is best on valid
+    rho: float                         # the grid run whose committee is best on valid
     seconds: float
 
     @property
     def chosen(self) -> CohortRun:
         return self.runs[self.rho]
 
+    def trained(self) -> list[CohortRun]:
+        "Every distinct cohort training of the fit (what it cost)."
+        return list({id(run): run for run in [*self.runs.values(), *self.grid.values()]}.values())
+
     def best_student(self) -> tuple[float, int]:
-        "(rho, student) of the best single student on valid, over every run."
+        "(rho, student) of the best single student on valid, over the full-budget runs."
         return max(((rho, s) for rho, run in self.runs.items() for s in range(len(run.student_valid))),
                    key=lambda key: self.runs[key[0]].student_valid[key[1]])
 
     def best_average(self) -> float:
-        "The rho whose plain average of all students is best on valid."
+        "The full-budget run whose plain average of all students is best on valid."
         return max(self.runs, key=lambda rho: self.runs[rho].average_valid)
 
 
 def fit_meta_fusion_rec(data, *, seed: int = 0, train: TrainConfig | dict | None = None, model_config: dict | None = None,
                         fit_config: MetaFusionRecFit | dict | None = None, checkpoint_dir: str | Path | None = None,
                         progress: bool = False) -> MetaFusionRecResult:
-    """Phase 1; teachers = the best k-means cluster of 1 - valid metric; phase 2 for each rho of the grid; a committee
-    per run; rho chosen by the committee's valid metric. `train`: the TrainConfig of every phase (its metric is set)."""
+    """Phase 1; teachers = the best k-means cluster of 1 - valid metric; the rho grid (0 included) on `grid_epochs`;
+    phase 2 at the rho whose committee is best on valid; a committee per run. `train`: every phase's TrainConfig."""
     start = time.perf_counter()
     fit = fit_config if isinstance(fit_config, MetaFusionRecFit) else make_config(
         MetaFusionRecFit, dict(fit_config or {}), 'MetaFusionRecFit')
@@ -432,18 +441,30 @@ def fit_meta_fusion_rec(data, *, seed: int = 0, train: TrainConfig | dict | None
     if {'rho', 'teachers'} & set(model_config):
         raise ValueError("fit_meta_fusion_rec: model_config must not set 'rho' or 'teachers' (they come from "
                          "rho_grid and select_teachers)")
-    runs, teachers, clusters = {}, None, {}
-    for rho in tqdm([0.0, *map(float, fit.rho_grid)], desc='meta fusion runs', unit='run', disable=not progress):
-        label = 'phase1' if rho == 0 else f'rho{rho:g}'
-        phase = dataclasses.replace(train, progress=progress,
-                                    checkpoint_dir=None if checkpoint_dir is None else str(Path(checkpoint_dir) / label))
+    short = train.epochs if fit.grid_epochs is None else min(fit.grid_epochs, train.epochs)
+    rhos = [0.0, *map(float, fit.rho_grid)]
+    reuse = short == train.epochs                                            # grid runs are the full runs
+    bar = tqdm(total=len(rhos) if reuse else len(rhos) + 2, desc='meta fusion runs', unit='run', disable=not progress)
+    teachers = None
+
+    def run(rho: float, epochs: int, label: str) -> CohortRun:
+        folder = None if checkpoint_dir is None else str(Path(checkpoint_dir) / label)
+        phase = dataclasses.replace(train, epochs=epochs, progress=progress, checkpoint_dir=folder)
         config = model_config if rho == 0 else {**model_config, 'rho': rho, 'teachers': tuple(map(bool, teachers))}
-        runs[rho] = train_cohort(data, config, phase, fit, seed)
-        if rho == 0:   # select_teachers clusters LOSSES (lowest teaches): feed 1 - metric so the best metric teaches
-            teachers, clusters = select_teachers(1.0 - runs[rho].student_valid, fit.max_clusters, seed)
-            teachers = teachers if fit.adaptive else np.ones_like(teachers)
-    chosen = max(runs, key=lambda rho: runs[rho].ensemble_valid)              # the smallest rho on ties
-    return MetaFusionRecResult(runs[0.0].cohort, runs, teachers, clusters, chosen, time.perf_counter() - start)
+        trained = train_cohort(data, config, phase, fit, seed)
+        bar.update(1)
+        return trained
+
+    runs = {0.0: run(0.0, train.epochs, 'phase1')}                           # phase 1, full budget
+    # select_teachers clusters LOSSES (the lowest cluster teaches): feed 1 - metric, so the best metric teaches
+    teachers, clusters = select_teachers(1.0 - runs[0.0].student_valid, fit.max_clusters, seed)
+    teachers = teachers if fit.adaptive else np.ones_like(teachers)
+    grid = {rho: runs[0.0] if rho == 0 and reuse else run(rho, short, f'grid-rho{rho:g}') for rho in rhos}
+    chosen = max(grid, key=lambda rho: grid[rho].ensemble_valid)            # the smallest rho on ties
+    if chosen not in runs:                                                  # phase 2 at the chosen rho, full budget
+        runs[chosen] = grid[chosen] if reuse else run(chosen, train.epochs, f'rho{chosen:g}')
+    bar.close()
+    return MetaFusionRecResult(runs[0.0].cohort, runs, grid, teachers, clusters, chosen, time.perf_counter() - start)
 
 # %% ../../nbs/22_meta_fusion_rec.ipynb #aa1f2825
 NOTEBOOK, MODEL = 'meta_fusion', 'meta_fusion'     # results/<profile>/meta_fusion/<data>/meta_fusion/seed<k>.json
@@ -465,23 +486,25 @@ def score_comparators(result: MetaFusionRecResult, data, ks=(10, 20)) -> dict:
 
 
 def meta_fusion_summary(result: MetaFusionRecResult, comparators: dict) -> dict:
-    "The record's `meta_fusion` section: cohort, teachers, every run of the grid, the three rankers, the cost."
-    fits = [run.fit for run in result.runs.values()]
+    "The record's `meta_fusion` section: cohort, teachers, the full runs and the rho grid, the three rankers, the cost."
+    fits = [run.fit for run in result.trained()]
     seconds = sum(h['train_seconds'] for fit in fits for h in fit.history)
     epochs = sum(fit.epochs_run for fit in fits)
     passes = [h['eval_seconds'] for fit in fits for h in fit.history if h['valid'] is not None]
-    runs = [{'rho': rho, 'student_valid': run.student_valid, 'committee': run.committee,
-             'ensemble_valid': run.ensemble_valid, 'average_valid': run.average_valid, 'best_epoch': run.fit.best_epoch,
-             'epochs_run': run.fit.epochs_run, 'stopped_early': run.fit.stopped_early,
-             'train_seconds': sum(h['train_seconds'] for h in run.fit.history)} for rho, run in result.runs.items()]
+    def described(rho, run):
+        return {'rho': rho, 'epochs': run.fit.config['epochs'], 'student_valid': run.student_valid,
+                'committee': run.committee, 'ensemble_valid': run.ensemble_valid, 'average_valid': run.average_valid,
+                'best_epoch': run.fit.best_epoch, 'epochs_run': run.fit.epochs_run, 'stopped_early': run.fit.stopped_early,
+                'train_seconds': sum(h['train_seconds'] for h in run.fit.history)}
     rankers = {name: {key: value.metrics if isinstance(value, EvalResult) else value for key, value in entry.items()}
                for name, entry in comparators.items()}
     return to_jsonable({
         'students': [student_label(s) for s in result.cohort], 'kinds': [student_kind(s) for s in result.cohort],
         'teachers': result.teachers, 'clusters': result.clusters['k'],
         'teacher_rule': 'select_teachers on 1 - valid recall@20 (the k-means cluster of lowest 1 - recall teaches)',
-        'rho': result.rho, 'runs': runs, 'rankers': rankers,
-        'cost': {'n_students': len(result.cohort), 'n_parameters': result.chosen.n_parameters, 'runs': len(runs),
+        'rho': result.rho, 'runs': [described(rho, run) for rho, run in result.runs.items()],
+        'grid': [described(rho, run) for rho, run in result.grid.items()], 'rankers': rankers,
+        'cost': {'n_students': len(result.cohort), 'n_parameters': result.chosen.n_parameters, 'runs': len(fits),
                  'total_epochs': epochs, 'total_train_seconds': seconds, 'seconds_per_epoch': seconds / max(epochs, 1),
                  'eval_seconds_per_pass': float(np.mean(passes)) if passes else 0.0, 'fit_seconds': result.seconds}})
 
@@ -516,7 +539,7 @@ def run_meta_fusion(data, *, profile: str | Profile = 'quick', seed: int = 0, ou
                         valid=rankers['ensemble']['valid'], test=rankers['ensemble']['test'], history=chosen.history,
                         train_seconds_per_epoch=extra['cost']['seconds_per_epoch'],
                         eval_seconds=extra['cost']['eval_seconds_per_pass'],
-                        peak_memory_mb=max(run.fit.peak_memory_mb for run in result.runs.values()), config=config,
+                        peak_memory_mb=max(run.fit.peak_memory_mb for run in result.trained()), config=config,
                         resumed_from=chosen.resumed_from)
     record = result_record(summary, notebook=NOTEBOOK, dataset=data.name, model=MODEL, seed=seed, profile=profile.name,
                            config=config, wall_seconds=time.perf_counter() - start, device=config['train']['device'])
