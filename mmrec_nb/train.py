@@ -85,7 +85,10 @@ def register_model(name: str):
     "Class decorator: file a `Recommender` subclass under `name` in `MODELS`."
     def decorator(cls):
         known = MODELS.get(name)
-        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        # the same class again (a re-import, or a notebook defining the class its module exports) replaces it
+        same = known is not None and known.__qualname__ == cls.__qualname__ and (
+            known.__module__ == cls.__module__ or '__main__' in (known.__module__, cls.__module__))
+        if known is not None and not same:
             raise ValueError(f"model name {name!r} is taken by {known.__module__}.{known.__qualname__}")
         MODELS[name] = cls
         return cls

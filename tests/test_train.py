@@ -67,6 +67,14 @@ def test_registry(data):
         assert isinstance(build_model('_tiny_test', data, dim=4), TinyMF)
         with pytest.raises(ValueError, match='taken by'):
             register_model('_tiny_test')(type('TinyMF2', (TinyMF,), {}))
+        # a notebook (module __main__) defining the class its module exports, then the module imported: replaced
+        in_notebook = type('TinyMF', (TinyMF,), {'__module__': '__main__'})
+        register_model('_tiny_test')(in_notebook)
+        assert MODELS['_tiny_test'] is in_notebook
+        register_model('_tiny_test')(TinyMF)
+        assert MODELS['_tiny_test'] is TinyMF
+        with pytest.raises(ValueError, match='taken by'):   # same module name is not enough: the name must match
+            register_model('_tiny_test')(type('Other', (TinyMF,), {'__module__': '__main__'}))
     finally:
         del MODELS['_tiny_test']
     with pytest.raises(KeyError, match="no model registered as 'no-such-model'"):
