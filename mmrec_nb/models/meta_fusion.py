@@ -15,7 +15,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['EXTRACTORS', 'TASKS', 'View', 'PCAExtractor', 'NestedMLPExtractor', 'LatentBank', 'Student', 'build_cohort',
-           'input_masks', 'StudentCohort', 'LoopStudents', 'task_loss', 'predictions', 'select_teachers',
+           'input_masks', 'bank_blocks', 'StudentCohort', 'LoopStudents', 'task_loss', 'predictions', 'select_teachers',
            'divergence_weights', 'mutual_learning_loss']
 
 # %% ../../nbs/20_meta_fusion.ipynb #d4aad252
@@ -187,18 +187,23 @@ def input_masks(cohort: Sequence[Student], width: int) -> torch.Tensor:
     return masks
 
 # %% ../../nbs/20_meta_fusion.ipynb #b4c2b18b
+def bank_blocks(cohort: Sequence[Student]) -> list[tuple[int, int]]:
+    "(start, width) of every bank block some student reads, sorted by start; width = the widest read of it."
+    blocks = {}
+    for student in cohort:
+        for view in student.views:
+            if view.width:
+                blocks[view.start] = max(blocks.get(view.start, 0), view.width)
+    return sorted(blocks.items())
+
+
 class StudentCohort(nn.Module):
     """S MLPs f_s(b) = MLP_s(b ⊙ m_s) as one computation, eqs. (mf-masked)-(mf-blocks): the first layer is one matmul per
     bank block over the students reading it, later layers one bmm; forward(bank (n, B)) -> outputs (S, n, out_dim)."""
     def __init__(self, cohort: Sequence[Student], hidden: Sequence[int] = (128, 64), out_dim: int = 1, seed: int = 0):
         super().__init__()
         n_students = len(cohort)
-        blocks = {}                                                     # block start -> block width
-        for student in cohort:
-            for view in student.views:
-                if view.width:
-                    blocks[view.start] = max(blocks.get(view.start, 0), view.width)
-        self.blocks = sorted(blocks.items())
+        self.blocks = bank_blocks(cohort)                               # [(block start, block width)]
         self.hidden = [int(h) for h in hidden]
         fan_in = torch.tensor([float(max(s.width, 1)) for s in cohort])
         generator = torch.Generator().manual_seed(seed)

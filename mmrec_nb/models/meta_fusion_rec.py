@@ -20,7 +20,7 @@ from tqdm import tqdm
 from ..evaluate import EvalResult, evaluate
 from .baselines import batch_ids
 from .meta_fusion import (
-    LatentBank, Student, build_cohort, divergence_weights, mutual_learning_loss, select_teachers)
+    LatentBank, Student, bank_blocks, build_cohort, divergence_weights, mutual_learning_loss, select_teachers)
 from ..repro import (
     Profile, RunOutcome, config_hash, experiment_config, get_profile, reusable_result, resolve_path, result_path,
     result_record, to_jsonable, valid_curve, validate_result, write_json_atomic)
@@ -94,12 +94,7 @@ class CohortProjection(nn.Module):
     def __init__(self, cohort: Sequence[Student], out_dim: int):
         super().__init__()
         self.n_students, self.out_dim = len(cohort), int(out_dim)
-        blocks = {}                                                  # block start -> block width
-        for student in cohort:
-            for view in student.views:
-                if view.width:
-                    blocks[view.start] = max(blocks.get(view.start, 0), view.width)
-        self.blocks = sorted(blocks.items())
+        self.blocks = bank_blocks(cohort)                            # [(block start, block width)]
         self.weights = nn.ParameterList()
         for b, (start, width) in enumerate(self.blocks):
             readers, scale, std = [], [], []
