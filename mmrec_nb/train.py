@@ -363,9 +363,22 @@ class Trainer:
                   if self.context.is_main else None)
         return broadcast_object(result, self.context)
 
+    # Hooks a subclass may override (the Meta Fusion cohort trainer does): what validation reports, which state the
+    # result is read from, and whether `fit` looks at test. Everything else in the loop stays shared.
+    scores_test = True
+
+    def validation_metrics(self) -> dict:
+        "The validation metrics early stopping reads (a dict holding `config.metric`); by default one `evaluate`."
+        return {k: float(v) for k, v in self._evaluate('valid').metrics.items()}
+
+    def restore_best(self) -> None:
+        "Put the model in the state the result reports: by default the best validated state, if there is one."
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
     def _validate(self) -> tuple[dict, float]:
         start = time.perf_counter()
-        metrics = {k: float(v) for k, v in self._evaluate('valid').metrics.items()}
+        metrics = self.validation_metrics()
         if self.config.metric not in metrics:
             raise KeyError(f"metric {self.config.metric!r} is not among the evaluation's {sorted(metrics)}")
         return metrics, time.perf_counter() - start
@@ -404,10 +417,9 @@ class Trainer:
         return state['epoch']
 
     def _result(self, resumed_from: int | None) -> FitResult:
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+        self.restore_best()
         valid = self._evaluate('valid')
-        test = self._evaluate('test')  # the one and only evaluation on test
+        test = self._evaluate('test') if self.scores_test else None  # the one and only evaluation on test
         cuda_peaks = [h['peak_cuda_mb'] for h in self.history if 'peak_cuda_mb' in h]
         return FitResult(
             best_epoch=self.stopper.best_epoch, epochs_run=len(self.history), stopped_early=self.stopper.should_stop,

@@ -193,6 +193,33 @@ def test_test_split_is_evaluated_once_at_the_best_state(data, monkeypatch):
     assert result.test.metrics['recall@20'] == calls[-1][2]
 
 
+def test_public_hooks_steer_stopping_restoring_and_test(data, monkeypatch):
+    "A subclass that watches its own metric, restores its own state and never looks at test (as CohortTrainer does)."
+    splits, original = [], mmrec_nb.evaluate.evaluate
+    monkeypatch.setattr(mmrec_nb.evaluate, 'evaluate', lambda m, d, split='valid', **kw: (splits.append(split),
+                                                                                         original(m, d, split, **kw))[1])
+    watched = iter([0.1, 0.5, 0.2, 0.3, 0.4, 0.9])      # best at epoch 2, then 3 evaluations without a gain
+
+    class Hooked(Trainer):
+        scores_test = False
+        restored = 0
+
+        def validation_metrics(self):
+            return {'recall@20': next(watched)}
+
+        def restore_best(self):
+            super().restore_best()
+            self.restored += 1
+
+    seed_everything(0)
+    trainer = Hooked(TinyMF(data), data, {**QUICK, 'epochs': 6, 'patience': 3})
+    result = trainer.fit()
+    assert result.test is None and 'test' not in splits and splits == ['valid']   # only the final valid pass
+    assert result.best_epoch == 2 and result.stopped_early and result.epochs_run == 5
+    assert [h['valid']['recall@20'] for h in result.history] == [0.1, 0.5, 0.2, 0.3, 0.4]
+    assert trainer.restored == 1
+
+
 def test_batches_and_epoch_hook(data):
     seen = {'epochs': [], 'shapes': set()}
 

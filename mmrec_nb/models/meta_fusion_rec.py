@@ -319,27 +319,22 @@ class CohortTrainer(Trainer):
         if not isinstance(model, MetaFusionRec):
             raise TypeError(f"CohortTrainer trains a MetaFusionRec cohort, not a {type(model).__name__}")
 
-    def _validate(self) -> tuple[dict, float]:
-        start = time.perf_counter()
+    scores_test = False          # the committee is chosen after fit; test is scored once, by the caller
+
+    def validation_metrics(self) -> dict:
         metric, model = self.config.metric.removeprefix('cohort_'), self.model
         values = student_metrics(model, self.data, 'valid', metric).to(model.best_metric.device)
         improved = values > model.best_metric                                   # strict; NaN never improves
         model.best_metric.copy_(torch.where(improved, values, model.best_metric))
         model.best_epoch[improved] = model.epoch
         copy_students(model, improved, to_best=True)
-        metrics = {self.config.metric: float(model.best_metric.mean()), f'max_{metric}': float(values.max()),
-                   f'mean_{metric}': float(values.mean()), 'students': values.tolist()}
-        return metrics, time.perf_counter() - start
+        return {self.config.metric: float(model.best_metric.mean()), f'max_{metric}': float(values.max()),
+                f'mean_{metric}': float(values.mean()), 'students': values.tolist()}
 
-    def _evaluate(self, split: str):
-        return None if split == 'test' else super()._evaluate(split)
-
-    def _result(self, resumed_from):
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+    def restore_best(self) -> None:
+        super().restore_best()
         copy_students(self.model, torch.isfinite(self.model.best_metric), to_best=False)   # each at its own best
-        self.best_state = None
-        return super()._result(resumed_from)
+
 
 # %% ../../nbs/22_meta_fusion_rec.ipynb #c4ffa434
 @dataclass
