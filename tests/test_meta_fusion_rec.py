@@ -1,4 +1,5 @@
-"Meta Fusion for recommendation (nbs/22_meta_fusion_rec.ipynb): batched cohort, mutual term, committee, record."
+"""Meta Fusion for recommendation (nbs/22_meta_fusion_rec.ipynb, 22a_meta_fusion_rec_fit.ipynb): batched cohort,
+mutual term, committee, record."""
 import json
 import math
 
@@ -9,9 +10,9 @@ import torch
 from mmrec_nb.data import synthetic
 from mmrec_nb.repro import read_result, result_path
 from mmrec_nb.train import TrainConfig, bpr_loss, build_model
-from mmrec_nb.models.meta_fusion_rec import (CohortTrainer, MetaFusionRec, MetaFusionRecFit, ensemble_embeddings,
-                                             fit_meta_fusion_rec, greedy_committee, rec_cohort, run_meta_fusion,
-                                             student_kind, student_metrics)
+from mmrec_nb.models.meta_fusion_rec import (CohortTrainer, MetaFusionRec, ensemble_embeddings, greedy_committee,
+                                             rec_cohort, student_kind, student_metrics)
+from mmrec_nb.models.meta_fusion_rec_fit import MetaFusionRecFit, fit_meta_fusion_rec, run_meta_fusion
 
 
 @pytest.fixture(scope='module')

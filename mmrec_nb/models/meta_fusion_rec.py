@@ -3,35 +3,25 @@
 # %% ../../nbs/22_meta_fusion_rec.ipynb #d7992409
 from __future__ import annotations
 
-import dataclasses
 import math
-import shutil
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
-from ..evaluate import EvalResult, evaluate
+from ..evaluate import evaluate
 from .baselines import batch_ids
 from .meta_fusion import (
-    LatentBank, Student, bank_blocks, build_cohort, divergence_weights, mutual_learning_loss, select_teachers)
-from ..repro import (
-    Profile, RunOutcome, config_hash, experiment_config, get_profile, reusable_result, resolve_path, result_path,
-    result_record, to_jsonable, valid_curve, validate_result, write_json_atomic)
-from ..train import (
-    FitResult, Recommender, Trainer, TrainConfig, build_model, make_config, register_model)
+    LatentBank, Student, bank_blocks, build_cohort, divergence_weights, mutual_learning_loss)
+from ..train import Recommender, Trainer, register_model
 
 # %% auto #0
-__all__ = ['COHORTS', 'NOTEBOOK', 'MODEL', 'item_modalities', 'extractor_sizes', 'rec_cohort', 'student_label', 'student_kind',
-           'CohortProjection', 'MetaFusionRec', 'ensemble_embeddings', 'greedy_committee', 'committee_value',
-           'student_metrics', 'copy_students', 'CohortTrainer', 'MetaFusionRecFit', 'CohortRun', 'train_cohort',
-           'MetaFusionRecResult', 'fit_meta_fusion_rec', 'score_comparators', 'meta_fusion_summary', 'run_meta_fusion']
+__all__ = ['COHORTS', 'item_modalities', 'extractor_sizes', 'rec_cohort', 'student_label', 'student_kind', 'CohortProjection',
+           'MetaFusionRec', 'ensemble_embeddings', 'greedy_committee', 'committee_value', 'student_metrics',
+           'copy_students', 'CohortTrainer']
 
 # %% ../../nbs/22_meta_fusion_rec.ipynb #31f345f4
 COHORTS = ('compact', 'product')
@@ -335,210 +325,3 @@ class CohortTrainer(Trainer):
         super().restore_best()
         copy_students(self.model, torch.isfinite(self.model.best_metric), to_best=False)   # each at its own best
 
-
-# %% ../../nbs/22_meta_fusion_rec.ipynb #c4ffa434
-@dataclass
-class MetaFusionRecFit:
-    "The driver's settings (the model's are `MetaFusionRec.Config`); unknown keys are an error."
-    rho_grid: tuple = (0.1, 1.0)       # phase-2 values of rho; rho = 0 is always compared
-    grid_epochs: int | None = 50       # epoch budget of each grid run (None: the full budget)
-    adaptive: bool = True              # False: uniform mutual learning (every student teaches)
-    max_clusters: int = 10             # k-means of select_teachers
-    p_prune: float = 0.5               # ensemble selection, eq. (mf-select)
-    n_init: int = 1
-    metric: str = 'recall@20'          # per student: early stopping, teachers, committee, rho
-
-    def __post_init__(self):
-        if not all(float(r) > 0 for r in self.rho_grid):
-            raise ValueError(f"MetaFusionRecFit: rho_grid must hold positive values (rho = 0 is phase 1), got {self.rho_grid}")
-        if self.grid_epochs is not None and self.grid_epochs < 1:
-            raise ValueError(f"MetaFusionRecFit: grid_epochs must be >= 1 or None, got {self.grid_epochs}")
-        if not (0 <= self.p_prune < 1 and self.n_init >= 1 and self.max_clusters >= 2 and '@' in self.metric):
-            raise ValueError(f"MetaFusionRecFit: need 0 <= p_prune < 1, n_init >= 1, max_clusters >= 2 and a metric "
-                             f"like 'recall@20'; got p_prune={self.p_prune}, n_init={self.n_init}, "
-                             f"max_clusters={self.max_clusters}, metric={self.metric!r}")
-
-
-@dataclass
-class CohortRun:
-    "One trained cohort (phase 1 when rho = 0): its students at their best states, their committee and its cost."
-    rho: float
-    student_valid: np.ndarray          # each student's best valid metric
-    user_vecs: torch.Tensor            # (S, U, d)
-    item_vecs: torch.Tensor            # (S, I, d)
-    committee: list                    # eq. (mf-select)
-    ensemble_valid: float              # the committee's valid metric
-    average_valid: float               # every student, equal weights
-    fit: FitResult
-    cohort: list
-    n_parameters: int
-
-
-def train_cohort(data, model_config: dict, train: TrainConfig, fit: MetaFusionRecFit, seed: int) -> CohortRun:
-    "Build the cohort (the same initialisation for every rho), train it with `CohortTrainer`, select its committee."
-    torch.manual_seed(int(seed))
-    model = build_model('meta_fusion_rec', data, **model_config)
-    result = CohortTrainer(model, data, train).fit()
-    with torch.no_grad():
-        user_vecs, item_vecs = (t.detach().clone() for t in model.student_embeddings())
-    singles = model.best_metric.cpu().numpy().copy()
-    value = committee_value(user_vecs, item_vecs, data, fit.metric)
-    committee = greedy_committee(value, singles, fit.p_prune, fit.n_init)
-    return CohortRun(float(model.config.rho), singles, user_vecs, item_vecs, committee, value(committee),
-                     value(range(len(singles))), result, model.cohort, sum(p.numel() for p in model.parameters()))
-
-
-@dataclass
-class MetaFusionRecResult:
-    "Phase 1, the teachers, the rho grid (short budget), the final cohort at the chosen rho, the fit's wall time."
-    cohort: list
-    runs: dict                         # full-budget runs: rho -> CohortRun (0.0 = phase 1, and the chosen rho)
-    grid: dict                         # rho -> CohortRun of the grid (the full run itself when the budgets agree)
-    teachers: np.ndarray
-    clusters: dict
-    rho: float                         # the grid run whose committee is best on valid
-    seconds: float
-
-    @property
-    def chosen(self) -> CohortRun:
-        return self.runs[self.rho]
-
-    def trained(self) -> list[CohortRun]:
-        "Every distinct cohort training of the fit (what it cost)."
-        return list({id(run): run for run in [*self.runs.values(), *self.grid.values()]}.values())
-
-    def best_student(self) -> tuple[float, int]:
-        "(rho, student) of the best single student on valid, over the full-budget runs."
-        return max(((rho, s) for rho, run in self.runs.items() for s in range(len(run.student_valid))),
-                   key=lambda key: self.runs[key[0]].student_valid[key[1]])
-
-    def best_average(self) -> float:
-        "The full-budget run whose plain average of all students is best on valid."
-        return max(self.runs, key=lambda rho: self.runs[rho].average_valid)
-
-
-def fit_meta_fusion_rec(data, *, seed: int = 0, train: TrainConfig | dict | None = None, model_config: dict | None = None,
-                        fit_config: MetaFusionRecFit | dict | None = None, checkpoint_dir: str | Path | None = None,
-                        progress: bool = False) -> MetaFusionRecResult:
-    """Phase 1; teachers = the best k-means cluster of 1 - valid metric; the rho grid (0 included) on `grid_epochs`;
-    phase 2 at the rho whose committee is best on valid; a committee per run. `train`: every phase's TrainConfig."""
-    start = time.perf_counter()
-    fit = fit_config if isinstance(fit_config, MetaFusionRecFit) else make_config(
-        MetaFusionRecFit, dict(fit_config or {}), 'MetaFusionRecFit')
-    train = asdict(train) if isinstance(train, TrainConfig) else dict(train or {})
-    train = make_config(TrainConfig, {'seed': int(seed), **train, 'metric': f'cohort_{fit.metric}'}, 'TrainConfig')
-    model_config = dict(model_config or {})
-    if {'rho', 'teachers'} & set(model_config):
-        raise ValueError("fit_meta_fusion_rec: model_config must not set 'rho' or 'teachers' (they come from "
-                         "rho_grid and select_teachers)")
-    short = train.epochs if fit.grid_epochs is None else min(fit.grid_epochs, train.epochs)
-    rhos = [0.0, *map(float, fit.rho_grid)]
-    reuse = short == train.epochs                                            # grid runs are the full runs
-    bar = tqdm(total=len(rhos) if reuse else len(rhos) + 2, desc='meta fusion runs', unit='run', disable=not progress)
-    teachers = None
-
-    def run(rho: float, epochs: int, label: str) -> CohortRun:
-        folder = None if checkpoint_dir is None else str(Path(checkpoint_dir) / label)
-        phase = dataclasses.replace(train, epochs=epochs, progress=progress, checkpoint_dir=folder)
-        config = model_config if rho == 0 else {**model_config, 'rho': rho, 'teachers': tuple(map(bool, teachers))}
-        trained = train_cohort(data, config, phase, fit, seed)
-        bar.update(1)
-        return trained
-
-    runs = {0.0: run(0.0, train.epochs, 'phase1')}                           # phase 1, full budget
-    # select_teachers clusters LOSSES (the lowest cluster teaches): feed 1 - metric, so the best metric teaches
-    teachers, clusters = select_teachers(1.0 - runs[0.0].student_valid, fit.max_clusters, seed)
-    teachers = teachers if fit.adaptive else np.ones_like(teachers)
-    grid = {rho: runs[0.0] if rho == 0 and reuse else run(rho, short, f'grid-rho{rho:g}') for rho in rhos}
-    chosen = max(grid, key=lambda rho: grid[rho].ensemble_valid)            # the smallest rho on ties
-    if chosen not in runs:                                                  # phase 2 at the chosen rho, full budget
-        runs[chosen] = grid[chosen] if reuse else run(chosen, train.epochs, f'rho{chosen:g}')
-    bar.close()
-    return MetaFusionRecResult(runs[0.0].cohort, runs, grid, teachers, clusters, chosen, time.perf_counter() - start)
-
-# %% ../../nbs/22_meta_fusion_rec.ipynb #aa1f2825
-NOTEBOOK, MODEL = 'meta_fusion', 'meta_fusion'     # results/<profile>/meta_fusion/<data>/meta_fusion/seed<k>.json
-
-
-def score_comparators(result: MetaFusionRecResult, data, ks=(10, 20)) -> dict:
-    "Valid and test EvalResults of the committee, the best single student and the plain average (each chosen on valid)."
-    n = len(result.cohort)
-    def scored(run: CohortRun, weights) -> dict:
-        ranker = ensemble_embeddings(run.user_vecs, run.item_vecs, weights)
-        return {split: evaluate(ranker, data, split, ks=ks) for split in ('valid', 'test')}   # test: once each
-    best_rho, best = result.best_student()
-    average_rho = result.best_average()
-    return {'ensemble': {'rho': result.rho, 'committee': list(result.chosen.committee),
-                         **scored(result.chosen, np.isin(np.arange(n), result.chosen.committee).astype(float))},
-            'best_student': {'rho': best_rho, 'student': best, 'label': student_label(result.cohort[best]),
-                             **scored(result.runs[best_rho], np.eye(n)[best])},
-            'average': {'rho': average_rho, **scored(result.runs[average_rho], np.ones(n))}}
-
-
-def meta_fusion_summary(result: MetaFusionRecResult, comparators: dict) -> dict:
-    "The record's `meta_fusion` section: cohort, teachers, the full runs and the rho grid, the three rankers, the cost."
-    fits = [run.fit for run in result.trained()]
-    seconds = sum(h['train_seconds'] for fit in fits for h in fit.history)
-    epochs = sum(fit.epochs_run for fit in fits)
-    passes = [h['eval_seconds'] for fit in fits for h in fit.history if h['valid'] is not None]
-    def described(rho, run):
-        return {'rho': rho, 'epochs': run.fit.config['epochs'], 'student_valid': run.student_valid,
-                'committee': run.committee, 'ensemble_valid': run.ensemble_valid, 'average_valid': run.average_valid,
-                'best_epoch': run.fit.best_epoch, 'epochs_run': run.fit.epochs_run, 'stopped_early': run.fit.stopped_early,
-                'train_seconds': sum(h['train_seconds'] for h in run.fit.history)}
-    rankers = {name: {key: value.metrics if isinstance(value, EvalResult) else value for key, value in entry.items()}
-               for name, entry in comparators.items()}
-    return to_jsonable({
-        'students': [student_label(s) for s in result.cohort], 'kinds': [student_kind(s) for s in result.cohort],
-        'teachers': result.teachers, 'clusters': result.clusters['k'],
-        'teacher_rule': 'select_teachers on 1 - valid recall@20 (the k-means cluster of lowest 1 - recall teaches)',
-        'rho': result.rho, 'runs': [described(rho, run) for rho, run in result.runs.items()],
-        'grid': [described(rho, run) for rho, run in result.grid.items()], 'rankers': rankers,
-        'cost': {'n_students': len(result.cohort), 'n_parameters': result.chosen.n_parameters, 'runs': len(fits),
-                 'total_epochs': epochs, 'total_train_seconds': seconds, 'seconds_per_epoch': seconds / max(epochs, 1),
-                 'eval_seconds_per_pass': float(np.mean(passes)) if passes else 0.0, 'fit_seconds': result.seconds}})
-
-
-def run_meta_fusion(data, *, profile: str | Profile = 'quick', seed: int = 0, out_dir: str | Path = 'results',
-                    epochs: int | None = None, model_config: dict | None = None, fit_config: dict | None = None,
-                    data_options: dict | None = None, force: bool = False, checkpoint_root: str | Path | None = None,
-                    progress: bool = False, log: Callable[[str], None] = print) -> RunOutcome:
-    """One Meta Fusion fit for (data, seed, profile) written in the shared schema to
-    <out_dir>/<profile>/meta_fusion/<data>/meta_fusion/seed<k>.json; reused when its config hash matches (unless `force`)."""
-    profile = get_profile(profile)
-    fit = make_config(MetaFusionRecFit, dict(fit_config or {}), 'MetaFusionRecFit')
-    config = experiment_config(data, 'meta_fusion_rec', profile=profile, seed=seed, epochs=epochs,
-                               model_config=model_config, train_config={'metric': f'cohort_{fit.metric}'},
-                               data_options=data_options)
-    config['fit'] = to_jsonable(fit)
-    digest, path = config_hash(config), result_path(out_dir, profile.name, NOTEBOOK, data.name, MODEL, seed)
-    label = f'{data.name}/{MODEL}/seed{seed}'
-    if not force and (stored := reusable_result(path, digest, profile.name)) is not None:
-        log(f"{label}: skipped, a result with this config exists (commit {stored['provenance']['commit'][:10]})")
-        return RunOutcome(stored, path, True)
-    checkpoint = resolve_path(checkpoint_root or '_build/checkpoints').joinpath(
-        profile.name, NOTEBOOK, data.name, MODEL, f'seed{int(seed)}-{digest}')
-    if force:
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    start = time.perf_counter()
-    result = fit_meta_fusion_rec(data, seed=seed, train=config['train'], model_config=model_config, fit_config=fit,
-                                 checkpoint_dir=checkpoint, progress=progress)
-    rankers = score_comparators(result, data)
-    extra, chosen = meta_fusion_summary(result, rankers), result.chosen.fit
-    summary = FitResult(best_epoch=chosen.best_epoch, epochs_run=chosen.epochs_run, stopped_early=chosen.stopped_early,
-                        valid=rankers['ensemble']['valid'], test=rankers['ensemble']['test'], history=chosen.history,
-                        train_seconds_per_epoch=extra['cost']['seconds_per_epoch'],
-                        eval_seconds=extra['cost']['eval_seconds_per_pass'],
-                        peak_memory_mb=max(run.fit.peak_memory_mb for run in result.trained()), config=config,
-                        resumed_from=chosen.resumed_from)
-    record = result_record(summary, notebook=NOTEBOOK, dataset=data.name, model=MODEL, seed=seed, profile=profile.name,
-                           config=config, wall_seconds=time.perf_counter() - start, device=config['train']['device'])
-    record['valid_curve'] = valid_curve(chosen.history, f'max_{fit.metric}')   # the best student at each epoch
-    record['meta_fusion'] = extra
-    write_json_atomic(path, validate_result(record))
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    test = {name: rankers[name]['test'].metrics['recall@20'] for name in rankers}
-    log(f"{label}: test recall@20 {test['ensemble']:.4f} (committee of {len(result.chosen.committee)}/"
-        f"{len(result.cohort)} at rho {result.rho:g}; best student {test['best_student']:.4f}, plain average "
-        f"{test['average']:.4f}), {record['provenance']['wall_seconds']:.1f} s")
-    return RunOutcome(record, path, False)
