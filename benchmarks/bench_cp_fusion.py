@@ -115,10 +115,8 @@ def main():
           f"({at_batch['materialized_train_gb']:.1f} GB with their gradient); factored activations "
           f"{at_batch['factored_mb']:.1f} MB")
     out = Path(args.out or Path(__file__).resolve().parents[1] / 'results' / 'bench' / f"cp_fusion_{args.device.split(':')[0]}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix('.tmp')
-    tmp.write_text(json.dumps(report, indent=1) + '\n')
-    tmp.replace(out)
+    from mmrec_nb.repro import write_json_atomic  # here: the measuring workers import only what they measure
+    write_json_atomic(out, report)
     print(f"  wrote {out}")
 
 

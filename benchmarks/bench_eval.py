@@ -160,10 +160,8 @@ def main():
           f"   (streamed / dense)")
     print(f"  identical top-{args.k} lists: {identical:.4%} of users (same sets: {same_sets:.4%})")
     out = Path(args.out or root / 'results' / 'bench' / f"eval_{args.device.split(':')[0]}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix('.tmp')
-    tmp.write_text(json.dumps(report, indent=1) + '\n')
-    tmp.replace(out)
+    from mmrec_nb.repro import write_json_atomic  # here: the measuring workers import only what they measure
+    write_json_atomic(out, report)
     print(f"  wrote {out}")
 
 
