@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse, ast, sys, threading, time
 from pathlib import Path
 
-from . import repro
+from . import repro, tables
 
 BUILTIN_DATASETS = ('ml100k', 'lastfm2k', 'synthetic')
 
@@ -178,14 +178,14 @@ def summary_text(summary, metrics, digits: int = 4) -> str:
 
 def cmd_results(args) -> int:
     "Print mean ± std over seeds for every (profile, dataset, notebook, model) under the results folder."
-    runs = repro.load_results(args.root, profile=args.profile)
+    runs = tables.load_results(args.root, profile=args.profile)
     if runs.empty:
         which = f' for profile {args.profile}' if args.profile else ''
         print(f'no results under {repro.resolve_path(args.root)}{which}; run `mmrec-nb repro` first')
         return 0
     metrics = [name if '_' in name else f'test_{name}' for name in args.metric]
     try:
-        summary = repro.summarize(runs, metrics=metrics)
+        summary = tables.summarize(runs, metrics=metrics)
     except KeyError as err:
         raise UsageError(err.args[0]) from None
     print(summary_text(summary, metrics))
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser('results', help='print mean ± std over seeds from the results folder')
     show.add_argument('--profile', choices=sorted(repro.PROFILES), help='only this profile (default: all)')
     show.add_argument('--root', default='results', metavar='DIR', help='results folder (default results/)')
-    show.add_argument('--metric', nargs='+', default=[name.removeprefix('test_') for name in repro.DEFAULT_METRICS],
+    show.add_argument('--metric', nargs='+', default=[name.removeprefix('test_') for name in tables.DEFAULT_METRICS],
                       metavar='NAME', help='metrics, e.g. recall@20 (test) or valid_recall@20')
     show.set_defaults(handler=cmd_results)
     return parser

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import contextlib, dataclasses, datetime, hashlib, importlib.util, json, math, os, platform, re, shutil
-import subprocess, tempfile, time, warnings
+import subprocess, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,13 +16,12 @@ METRICS = tuple(f'{name}@{k}' for k in (10, 20) for name in ('recall', 'ndcg', '
 SPLITS = ('valid', 'test')
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'METRICS', 'SPLITS', 'PROFILES', 'VOLATILE_KEYS', 'METRIC_COLUMNS', 'DEFAULT_METRICS', 'Profile',
-           'get_profile', 'project_root', 'resolve_path', 'result_path', 'as_list', 'to_jsonable', 'config_hash',
-           'git_commit', 'same_commit', 'package_versions', 'platform_info', 'utc_now', 'provenance',
-           'write_json_atomic', 'validate_result', 'read_result', 'reusable_result', 'registered_models',
-           'experiment_config', 'valid_curve', 'result_record', 'RunOutcome', 'run_experiment', 'progress_logger',
-           'dataset_unavailable', 'load_dataset_or_none', 'run_grid', 'result_row', 'load_results', 'summarize',
-           'prefer_profile', 'leaderboard_table', 'provenance_note', 'mean_curves']
+__all__ = ['SCHEMA_VERSION', 'METRICS', 'SPLITS', 'PROFILES', 'VOLATILE_KEYS', 'Profile', 'get_profile', 'project_root',
+           'resolve_path', 'result_path', 'as_list', 'to_jsonable', 'config_hash', 'git_commit', 'same_commit',
+           'package_versions', 'platform_info', 'utc_now', 'provenance', 'write_json_atomic', 'validate_result',
+           'read_result', 'example_record', 'reusable_result', 'registered_models', 'experiment_config', 'valid_curve',
+           'result_record', 'RunOutcome', 'run_experiment', 'progress_logger', 'dataset_unavailable',
+           'load_dataset_or_none', 'run_grid']
 
 # %% ../nbs/04_repro.ipynb #62409b7d
 @dataclass(frozen=True)
@@ -244,6 +243,19 @@ def read_result(path: str | Path) -> dict:
         raise ValueError(f'{path}: not a mmrec_nb result (a JSON {type(record).__name__})')
     return validate_result(record, source=str(path))
 
+# %% ../nbs/04_repro.ipynb #816916d0
+def example_record(model='bprmf', seed=0, recall20=0.2, dataset='toy', profile='quick', notebook='baselines', commit='a' * 40) -> dict:
+    "A small valid record in the schema (made-up numbers): for tests, examples and trying the tables of {doc}`04a_tables`."
+    metrics = {name: recall20 / 2 for name in METRICS} | {'recall@20': recall20}
+    return {'schema_version': SCHEMA_VERSION, 'notebook': notebook, 'dataset': dataset, 'model': model, 'seed': seed,
+            'profile': profile, 'config_hash': config_hash({'model': model, 'seed': seed}), 'config': {'model': model},
+            'metrics': {'valid': dict(metrics), 'test': dict(metrics)}, 'best_epoch': 2, 'epochs_run': 3,
+            'stopped_early': False, 'train_seconds_per_epoch': 0.5, 'eval_seconds': 0.1, 'peak_memory_mb': 100.0,
+            'valid_curve': {'metric': 'recall@20', 'epoch': [1, 2, 3], 'value': [0.1, recall20, recall20 - 0.01]},
+            'provenance': {'commit': commit, 'date': '2026-01-01T00:00:00+00:00', 'wall_seconds': 2.0,
+                           'versions': {}, 'platform': {}}}
+
+
 # %% ../nbs/04_repro.ipynb #1fb1ff5b
 def reusable_result(path: str | Path, digest: str, profile: str) -> dict | None:
     "The record at `path` if it was made with config hash `digest` and `profile`; None if absent, unreadable or different."
@@ -407,116 +419,3 @@ def run_grid(*, notebook: str, datasets, models, profile: str | Profile = 'quick
                     model_config=(model_configs or {}).get(model), train_config=(train_configs or {}).get(model),
                     data_options=options, force=force, checkpoint_root=checkpoint_root, log=log))
     return outcomes
-
-# %% ../nbs/04_repro.ipynb #23400801
-_RUN_COLUMNS = ('profile', 'notebook', 'dataset', 'model', 'seed', 'commit', 'date', 'config_hash', 'best_epoch',
-                'epochs_run', 'stopped_early', 'train_seconds_per_epoch', 'eval_seconds', 'peak_memory_mb',
-                'wall_seconds', 'curve_epoch', 'curve_value', 'path')
-METRIC_COLUMNS = tuple(f'{split}_{name}' for split in SPLITS for name in METRICS)
-DEFAULT_METRICS = ('test_recall@10', 'test_ndcg@10', 'test_recall@20', 'test_ndcg@20')
-_KEYS = ['profile', 'dataset', 'notebook', 'model']
-
-def result_row(record: dict, path: str | Path | None = None) -> dict:
-    "One flat table row of a record."
-    row = {key: record[key] for key in _RUN_COLUMNS if key in record}
-    prov, curve = record['provenance'], record['valid_curve']
-    row |= {'commit': prov['commit'], 'date': prov['date'], 'wall_seconds': prov['wall_seconds'],
-            'curve_epoch': list(curve['epoch']), 'curve_value': list(curve['value']), 'path': str(path or '')}
-    row |= {f'{split}_{name}': record['metrics'][split].get(name) for split in SPLITS for name in METRICS}
-    return row
-
-def load_results(root: str | Path = 'results', profile=None):
-    "A `pandas.DataFrame` with one row per result file under `root` (relative: from the project root), optionally only `profile`(s)."
-    import pandas as pd
-    root, wanted = resolve_path(root), as_list(profile)
-    rows = []
-    for path in sorted(root.glob('*/*/*/*/seed*.json')) if root.is_dir() else []:
-        try:
-            record = read_result(path)
-        except (OSError, ValueError) as err:
-            warnings.warn(f'skipping {err}')
-            continue
-        if wanted is None or record['profile'] in wanted:
-            rows.append(result_row(record, path))
-    frame = pd.DataFrame(rows, columns=[*_RUN_COLUMNS, *METRIC_COLUMNS])
-    frame[list(METRIC_COLUMNS)] = frame[list(METRIC_COLUMNS)].astype(float)
-    return frame.sort_values([*_KEYS, 'seed'], ignore_index=True)
-
-def summarize(df, metrics=DEFAULT_METRICS, by=tuple(_KEYS)):
-    "Mean and sample std over seeds (eq. repro-seed-mean-std) per group `by`, with n_seeds, seeds, commits and latest date."
-    import pandas as pd
-    metrics, by = list(metrics), list(by)
-    unknown = [name for name in metrics if name not in df.columns]
-    if unknown:
-        raise KeyError(f'unknown metric column(s) {unknown}; available: {list(METRIC_COLUMNS)}')
-    stats = [f'{name}_{stat}' for name in metrics for stat in ('mean', 'std')]
-    if df.empty:
-        return pd.DataFrame(columns=[*by, *stats, 'n_seeds', 'seeds', 'commits', 'date'])
-    groups = df.groupby(by, sort=True)
-    out = pd.concat({f'{name}_{stat}': groups[name].agg(stat) for name in metrics for stat in ('mean', 'std')}, axis=1)
-    out['n_seeds'] = groups['seed'].nunique()
-    out['seeds'] = groups['seed'].agg(lambda seeds: tuple(sorted({int(seed) for seed in seeds})))
-    out['commits'] = groups['commit'].agg(lambda commits: tuple(sorted(set(commits))))
-    out['date'] = groups['date'].max()
-    return out.reset_index()
-
-# %% ../nbs/04_repro.ipynb #011dfafb
-def prefer_profile(summary, order=('full', 'quick')):
-    "Per (dataset, notebook, model), the row of the first profile in `order` that has results."
-    rank = {name: position for position, name in enumerate(order)}
-    kept = summary[summary['profile'].isin(list(rank))].copy()
-    kept['_rank'] = kept['profile'].map(rank)
-    kept = kept.sort_values('_rank').drop_duplicates(['dataset', 'notebook', 'model'], keep='first')
-    return kept.drop(columns='_rank').sort_values(['dataset', 'notebook', 'model'], ignore_index=True)
-
-def _metric_label(column: str) -> str:
-    split, name = column.split('_', 1)
-    kind, k = name.split('@')
-    pretty = {'recall': 'Recall', 'ndcg': 'NDCG', 'precision': 'Precision', 'hit': 'HitRate'}.get(kind, kind)
-    return f'{pretty}@{k}' + ('' if split == 'test' else f' ({split})')
-
-def leaderboard_table(rows, metrics=DEFAULT_METRICS, digits: int = 4, star: str = '★'):
-    "A (notebook, model) x metric Styler of 'mean ± std' (plus seeds, profile) for one dataset's `summarize` rows; best mean per column starred and bold."
-    import pandas as pd
-    metrics = list(metrics)
-    index = pd.MultiIndex.from_frame(rows[['notebook', 'model']])
-    best = {name: rows[f'{name}_mean'].max() for name in metrics}
-    cells, is_best = {}, {}
-    for name in metrics:
-        mean, std = rows[f'{name}_mean'].to_numpy(), rows[f'{name}_std'].to_numpy()
-        top = [bool(m == best[name]) for m in mean]
-        cells[_metric_label(name)] = [
-            ('' if math.isnan(m) else f'{m:.{digits}f}') + ('' if math.isnan(s) else f' ± {s:.{digits}f}')
-            + (f' {star}' if flag else '') for m, s, flag in zip(mean, std, top)]
-        is_best[_metric_label(name)] = top
-    cells['seeds'] = rows['n_seeds'].astype(int).to_list()
-    cells['profile'] = rows['profile'].to_list()
-    text, mask = pd.DataFrame(cells, index=index), pd.DataFrame(is_best, index=index)
-    return text.style.apply(lambda column: ['font-weight: bold' if flag else '' for flag in mask[column.name]]
-                            if column.name in mask else [''] * len(column))
-
-def provenance_note(rows, head: str | None = None) -> str:
-    "One line under a table: profile(s), seeds, code commits (non-HEAD ones flagged 'from commit X') and run dates."
-    head = git_commit() if head is None else head
-    commits = sorted({commit for group in rows['commits'] for commit in group})
-    short = [commit[:10] + ('-dirty' if commit.endswith('-dirty') else '') for commit in commits]
-    described = [f'{name} (HEAD)' if same_commit(commit, head) else f'from commit {name}'
-                 for commit, name in zip(commits, short)]
-    seeds = sorted({seed for group in rows['seeds'] for seed in group})
-    first, last = rows['date'].min()[:10], rows['date'].max()[:10]
-    return (f"profile {', '.join(sorted(set(rows['profile'])))}; seeds {', '.join(map(str, seeds))}; "
-            f"code {', '.join(described)}; run {first if first == last else f'{first} to {last}'} (UTC)")
-
-
-def mean_curves(df):
-    "Valid curves averaged over seeds: index epoch, one column per model (labelled 'model (notebook)' when a model name repeats)."
-    import pandas as pd
-    if df.empty:
-        return pd.DataFrame()
-    repeated = df.groupby('model')['notebook'].nunique() > 1
-    points = [{'label': f'{row.model} ({row.notebook})' if repeated[row.model] else row.model, 'epoch': epoch, 'value': value}
-              for row in df.itertuples() for epoch, value in zip(row.curve_epoch, row.curve_value)]
-    if not points:
-        return pd.DataFrame()
-    curves = pd.DataFrame(points).pivot_table(index='epoch', columns='label', values='value', aggfunc='mean')
-    return curves.rename_axis(columns='model')

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from mmrec_nb import cli, repro
+from mmrec_nb import cli, repro, tables
 
 sys.path.insert(0, str(repro.project_root() / 'tests'))
 from test_repro import make_record, write  # noqa: E402
@@ -99,7 +99,7 @@ def test_repro_papermill_end_to_end(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "note: dataset 'lastfm2k' is not available" in shown
     assert (build / 'repro' / 'quick' / 'baselines.ipynb').is_file()
-    runs = repro.load_results(out)
+    runs = tables.load_results(out)
     assert sorted(runs['model']) == ['bprmf', 'lightgcn', 'vbpr']
     assert set(runs['dataset']) == {'synthetic'} and set(runs['epochs_run']) == {1}
     assert runs['test_recall@20'].between(0, 1).all() and runs['curve_value'].map(len).eq(1).all()

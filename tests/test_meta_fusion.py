@@ -1,5 +1,4 @@
 "Meta Fusion (nbs/20_meta_fusion.ipynb, nbs/20a_meta_fusion_fit.ipynb): cohort, batched students, teachers, loss, selection."
-import math
 
 import numpy as np
 import pytest

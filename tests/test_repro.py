@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from mmrec_nb import repro
+from mmrec_nb import repro, tables
 
 
 def make_record(model='bprmf', seed=0, recall20=0.2, *, dataset='toy', profile='quick', notebook='baselines',
@@ -211,12 +211,12 @@ def test_load_results_and_summarize(tmp_path):
         for seed, value in enumerate(recalls):
             write(tmp_path, make_record(model, seed, value, profile='full', curve=(value / 2, value)))
     write(tmp_path, make_record('vbpr', 0, 0.3, profile='quick'))
-    runs = repro.load_results(tmp_path)
+    runs = tables.load_results(tmp_path)
     assert len(runs) == 7 and set(runs['profile']) == {'full', 'quick'}
     assert runs.loc[runs['model'] == 'vbpr', 'test_recall@20'].item() == 0.3
-    assert len(repro.load_results(tmp_path, profile='full')) == 6
+    assert len(tables.load_results(tmp_path, profile='full')) == 6
 
-    summary = repro.summarize(runs, metrics=['test_recall@20', 'valid_ndcg@10']).set_index('model')
+    summary = tables.summarize(runs, metrics=['test_recall@20', 'valid_ndcg@10']).set_index('model')
     for model, recalls in values.items():
         assert math.isclose(summary.loc[model, 'test_recall@20_mean'], np.mean(recalls))
         assert math.isclose(summary.loc[model, 'test_recall@20_std'], np.std(recalls, ddof=1))
@@ -224,20 +224,20 @@ def test_load_results_and_summarize(tmp_path):
         assert summary.loc[model, 'n_seeds'] == 3 and summary.loc[model, 'seeds'] == (0, 1, 2)
     assert math.isnan(summary.loc['vbpr', 'test_recall@20_std'])
     with pytest.raises(KeyError, match='unknown metric'):
-        repro.summarize(runs, metrics=['test_recall@50'])
+        tables.summarize(runs, metrics=['test_recall@50'])
 
-    curves = repro.mean_curves(runs[runs['profile'] == 'full'])
+    curves = tables.mean_curves(runs[runs['profile'] == 'full'])
     assert curves.loc[2, 'lightgcn'] == pytest.approx(np.mean(values['lightgcn']))
 
 
 def test_load_results_empty_and_bad_files(tmp_path):
-    assert repro.load_results(tmp_path / 'missing').empty
-    assert repro.summarize(repro.load_results(tmp_path)).empty
+    assert tables.load_results(tmp_path / 'missing').empty
+    assert tables.summarize(tables.load_results(tmp_path)).empty
     write(tmp_path, make_record())
     bad = tmp_path / 'quick' / 'baselines' / 'toy' / 'bprmf' / 'seed1.json'
     bad.write_text('{"schema_version": 99}')
     with pytest.warns(UserWarning, match='seed1.json'):
-        runs = repro.load_results(tmp_path)
+        runs = tables.load_results(tmp_path)
     assert list(runs['seed']) == [0]
 
 
@@ -247,9 +247,9 @@ def test_leaderboard_helpers(tmp_path):
         write(tmp_path, make_record('lightgcn', seed, 0.2 + 0.01 * seed, profile='full', commit=head))
     write(tmp_path, make_record('lightgcn', 0, 0.05, profile='quick', commit=head))
     write(tmp_path, make_record('vbpr', 0, 0.25, profile='quick', commit='c' * 40 + '-dirty'))
-    chosen = repro.prefer_profile(repro.summarize(repro.load_results(tmp_path)))
+    chosen = tables.prefer_profile(tables.summarize(tables.load_results(tmp_path)))
     assert dict(zip(chosen['model'], chosen['profile'])) == {'lightgcn': 'full', 'vbpr': 'quick'}
-    html = repro.leaderboard_table(chosen).to_html()
+    html = tables.leaderboard_table(chosen).to_html()
     assert '0.2500 ★' in html and '0.2100 ± 0.0100' in html and html.count('font-weight: bold') == 1
-    note = repro.provenance_note(chosen, head=head)
+    note = tables.provenance_note(chosen, head=head)
     assert 'bbbbbbbbbb (HEAD)' in note and 'from commit cccccccccc-dirty' in note
