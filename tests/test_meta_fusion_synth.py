@@ -1,4 +1,5 @@
-"Meta Fusion synthetic study (nbs/21_meta_fusion_synthetic.ipynb): generator, cooperative learning, runner, verdict rules."
+"""Meta Fusion synthetic study (nbs/21_meta_fusion_synthetic.ipynb, 21a_meta_fusion_study.ipynb): generator,
+cooperative learning, runner, verdict rules."""
 import dataclasses
 import json
 
@@ -8,10 +9,11 @@ import torch
 
 from mmrec_nb.models.meta_fusion import LatentBank, divergence_weights
 from mmrec_nb.models.meta_fusion_fit import CohortTrainConfig, MetaFusion
+from mmrec_nb.models.meta_fusion_study import (curve_outcome, load_study, paired_outcome, result_file,
+                                               run_synthetic_study, trend_outcome, verdict)
 from mmrec_nb.models.meta_fusion_synth import (SETTINGS, StudyConfig, SyntheticSetting, cooperative_loss,
-                                               curve_outcome, fit_cooperative, load_study, make_synthetic,
-                                               mutual_learning_phase, paired_outcome, predict_cooperative,
-                                               result_file, run_synthetic_study, split_rows, trend_outcome, verdict)
+                                               fit_cooperative, make_synthetic, mutual_learning_phase,
+                                               predict_cooperative, split_rows)
 
 torch.set_num_threads(1)
 TINY = SyntheticSetting('nonlinear', 'both', n=240, dim_x=24, dim_z=16, shared=2, specific=2)

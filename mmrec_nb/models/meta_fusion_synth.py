@@ -3,29 +3,21 @@
 # %% ../../nbs/21_meta_fusion_synthetic.ipynb #3b5ecb0d
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from .. import repro
 from .meta_fusion import Student, StudentCohort, divergence_weights, predictions
 from .meta_fusion_fit import (CohortTrainConfig, MetaFusion, ensemble_loss, ensemble_predict,
                                              ensemble_selection, fit_cohort)
 
 # %% auto #0
-__all__ = ['SIGNALS', 'INFORMATIVE', 'SETTINGS', 'NOISE_SWEEP', 'METHODS', 'STUDY_VERSION', 'OUTCOMES', 'VERDICTS',
-           'SyntheticSetting', 'make_synthetic', 'split_rows', 'cooperative_loss', 'fit_cooperative',
-           'predict_cooperative', 'mutual_learning_phase', 'StudyConfig', 'run_replication', 'run_config',
-           'result_file', 'run_synthetic_study', 'load_study', 'paired_outcome', 'trend_outcome', 'curve_outcome',
-           'verdict']
+__all__ = ['SIGNALS', 'INFORMATIVE', 'SETTINGS', 'NOISE_SWEEP', 'METHODS', 'SyntheticSetting', 'make_synthetic', 'split_rows',
+           'cooperative_loss', 'fit_cooperative', 'predict_cooperative', 'mutual_learning_phase', 'StudyConfig',
+           'run_replication']
 
 # %% ../../nbs/21_meta_fusion_synthetic.ipynb #00d27491
 SIGNALS = ('linear', 'nonlinear')
@@ -278,171 +270,3 @@ def run_replication(setting: SyntheticSetting, replication: int, config: StudyCo
                'committee': [names[i] for i in np.flatnonzero(fit.weights)],
                'n_students': len(names), 'rows': {part: len(r) for part, r in rows.items()}}
     return {'metrics': metrics, 'details': details}
-
-# %% ../../nbs/21_meta_fusion_synthetic.ipynb #b62fae3b
-STUDY_VERSION = 1          # bump when a code change alters the numbers, so old result files are recomputed
-
-
-def _setting_catalog(settings) -> dict:
-    "Names -> SyntheticSetting: a name, a list of names from SETTINGS, or a dict of name -> SyntheticSetting."
-    if isinstance(settings, Mapping):
-        catalog = dict(settings)
-        wrong = [name for name, s in catalog.items() if not isinstance(s, SyntheticSetting)]
-        if wrong:
-            raise ValueError(f"settings: values must be SyntheticSetting, not for {wrong}")
-    else:
-        names = [settings] if isinstance(settings, str) else list(settings)
-        unknown = [name for name in names if name not in SETTINGS]
-        if unknown:
-            raise ValueError(f"settings: unknown setting name(s) {unknown}; known: {list(SETTINGS)}")
-        catalog = {name: SETTINGS[name] for name in names}
-    if not catalog:
-        raise ValueError("settings: no setting given")
-    return catalog
-
-
-def _replication_ids(replications) -> list[int]:
-    if isinstance(replications, bool) or not isinstance(replications, (int, np.integer)) or replications < 1:
-        raise ValueError(f"replications must be an integer >= 1, got {replications!r}")
-    return list(range(int(replications)))
-
-
-def run_config(name: str, setting: SyntheticSetting, replication: int, config: StudyConfig) -> dict:
-    "What one result depends on; its hash keys the result file."
-    return {'study': 'meta_fusion_synthetic', 'study_version': STUDY_VERSION,
-            'setting': {'name': name, **dataclasses.asdict(setting)}, 'replication': int(replication),
-            'seeds': {'data': config.data_seed + replication, 'model': config.model_seed + replication},
-            'study_config': dataclasses.asdict(config)}
-
-
-def result_file(out_dir, name: str, replication: int) -> Path:
-    return repro.resolve_path(out_dir) / f"{name}_rep{int(replication)}.json"
-
-
-def _matching_record(path: Path, digest: str) -> dict | None:
-    "The record at `path` if it is readable JSON with config hash `digest`, else None."
-    try:
-        record = json.loads(path.read_text(encoding='utf-8'))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get('config_hash') == digest else None
-
-
-def run_synthetic_study(settings, replications: int, out_dir, force: bool = False, config: StudyConfig | None = None,
-                        progress: bool = True) -> list[dict]:
-    """Run (or reuse) replications 0..replications-1 of every setting; one JSON per (setting, replication) in out_dir.
-    Returns the records, each with 'status' ('ran' or 'reused'; not stored)."""
-    catalog, reps = _setting_catalog(settings), _replication_ids(replications)
-    config = config or StudyConfig()
-    jobs = [(name, rep) for name in catalog for rep in reps]
-    counts, records = {'ran': 0, 'reused': 0}, []
-    bar = tqdm(jobs, desc='meta fusion synthetic', unit='run', disable=not progress)
-    for name, rep in bar:
-        run = run_config(name, catalog[name], rep, config)
-        digest, path = repro.config_hash(run), result_file(out_dir, name, rep)
-        record = None if force else _matching_record(path, digest)
-        status = 'reused' if record is not None else 'ran'
-        if record is None:
-            start, cpu_start = time.perf_counter(), time.process_time()
-            outcome = run_replication(catalog[name], rep, config)
-            provenance = {**repro.provenance(wall_seconds=time.perf_counter() - start),
-                          'cpu_seconds': round(time.process_time() - cpu_start, 3)}   # wall time depends on the load
-            record = repro.to_jsonable({'config_hash': digest, 'config': run, **outcome, 'provenance': provenance})
-            repro.write_json_atomic(path, record)
-        counts[status] += 1
-        bar.set_postfix(counts, refresh=False)                             # redrawn at tqdm's own pace
-        records.append({**record, 'status': status})
-    return records
-
-
-def load_study(settings, replications: int, out_dir, config: StudyConfig | None = None) -> dict:
-    """The stored results of exactly these settings, replications and config: {'errors': one row per (setting,
-    replication, method), 'curves': one row per (setting, replication, variant, rho), 'records'}. Missing or stale
-    files are a FileNotFoundError naming them."""
-    import pandas as pd
-    catalog, reps = _setting_catalog(settings), _replication_ids(replications)
-    config = config or StudyConfig()
-    records, missing = [], []
-    for name in catalog:
-        for rep in reps:
-            path = result_file(out_dir, name, rep)
-            record = _matching_record(path, repro.config_hash(run_config(name, catalog[name], rep, config)))
-            (records.append(record) if record is not None else missing.append(path.name))
-    if missing:
-        shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
-        raise FileNotFoundError(f"{len(missing)} result file(s) missing or stale in {repro.resolve_path(out_dir)} "
-                                f"({shown}); run run_synthetic_study with the same arguments first")
-    errors, curves = [], []
-    for record in records:
-        setting = record['config']['setting']
-        key = {'setting': setting['name'], 'signal': setting['signal'], 'informative': setting['informative'],
-               'noise_z': setting['noise_z'], 'replication': record['config']['replication']}
-        errors += [{**key, 'method': m, 'test_mse': v} for m, v in record['metrics']['test_mse'].items()]
-        for kind in ('rho_curve', 'student_curve'):
-            for variant, curve in record['metrics'][kind].items():
-                curves += [{**key, 'variant': variant if kind == 'rho_curve' else f'students_{variant}',
-                            'rho': float(r), 'test_mse': v} for r, v in curve.items()]
-    return {'errors': pd.DataFrame(errors), 'curves': pd.DataFrame(curves), 'records': records}
-
-# %% ../../nbs/21_meta_fusion_synthetic.ipynb #b61ff2d1
-OUTCOMES = ('win', 'tie', 'loss')
-VERDICTS = ('holds', 'partly', 'does not hold')
-
-
-def paired_outcome(errors, reference, alpha: float = 0.05) -> dict:
-    """A method's errors against a reference's, paired over replications, eq. (mfs-ttest): 'win' if its mean is
-    lower and the two-sided paired t-test has p < alpha, 'loss' in the mirror case, else 'tie'."""
-    from scipy import stats
-    a, b = np.asarray(errors, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
-        raise ValueError(f"errors and reference must be 1-d of the same length >= 2, got {a.shape} and {b.shape}")
-    diff = b - a                                                        # Delta_r > 0: the method is better
-    mean, spread = float(diff.mean()), float(diff.std(ddof=1))
-    if spread <= 1e-12 * max(1.0, abs(mean)):                          # identical differences: no variance to test
-        p = 1.0 if abs(mean) <= 1e-12 else 0.0
-    else:
-        p = float(2 * stats.t.sf(abs(mean) / (spread / math.sqrt(len(diff))), len(diff) - 1))
-    outcome = 'tie' if p >= alpha else 'win' if mean > 0 else 'loss'
-    return {'outcome': outcome, 'p': p, 'mean': float(a.mean()), 'reference': float(b.mean()),
-            'improvement': mean, 'better': int((diff > 0).sum()), 'n': len(diff)}
-
-
-def trend_outcome(x, values, alpha: float = 0.05) -> dict:
-    "'win' if values rise with x (Spearman correlation > 0 with p < alpha), 'loss' if they fall, else 'tie'."
-    from scipy import stats
-    x, values = np.asarray(x, dtype=np.float64), np.asarray(values, dtype=np.float64)
-    if x.shape != values.shape or len(x) < 3:
-        raise ValueError(f"x and values must have the same length >= 3, got {x.shape} and {values.shape}")
-    if np.ptp(x) == 0 or np.ptp(values) == 0:
-        return {'outcome': 'tie', 'spearman': 0.0, 'p': 1.0, 'n': len(x)}
-    rank_corr, p = stats.spearmanr(x, values)
-    outcome = 'tie' if p >= alpha else 'win' if rank_corr > 0 else 'loss'
-    return {'outcome': outcome, 'spearman': float(rank_corr), 'p': float(p), 'n': len(x)}
-
-
-def curve_outcome(curve: Mapping[float, Sequence[float]], alpha: float = 0.05) -> dict:
-    """Claim 5 on one setting: errors per rho (paired over replications; rho = 0 included). 'win' if the best rho > 0
-    beats rho = 0 (paired_outcome) and is not the largest rho, 'tie' if it wins but is the largest, else 'loss'."""
-    curve = {float(r): np.asarray(v, dtype=np.float64) for r, v in curve.items()}
-    positive = sorted(r for r in curve if r > 0)
-    if 0.0 not in curve or not positive:
-        raise ValueError(f"curve needs rho = 0 and at least one rho > 0, got {sorted(curve)}")
-    best = min(positive, key=lambda r: curve[r].mean())
-    falls = paired_outcome(curve[best], curve[0.0], alpha)
-    outcome = 'loss' if falls['outcome'] != 'win' else 'win' if best < positive[-1] else 'tie'
-    return {'outcome': outcome, 'best_rho': best, 'p': falls['p'], 'at_zero': falls['reference'], 'at_best': falls['mean']}
-
-
-def verdict(outcomes: Sequence[str], kind: str = 'superiority') -> str:
-    """Superiority: 'holds' if every cell is a win, 'partly' if at least half are, else 'does not hold'.
-    Non-inferiority: 'holds' if no cell is a loss, 'partly' if fewer than half are, else 'does not hold'."""
-    outcomes = list(outcomes)
-    if not outcomes or any(o not in OUTCOMES for o in outcomes):
-        raise ValueError(f"outcomes must be a non-empty list of {OUTCOMES}, got {outcomes}")
-    if kind == 'superiority':
-        wins = outcomes.count('win')
-        return VERDICTS[0] if wins == len(outcomes) else VERDICTS[1] if 2 * wins >= len(outcomes) else VERDICTS[2]
-    if kind == 'non-inferiority':
-        losses = outcomes.count('loss')
-        return VERDICTS[0] if losses == 0 else VERDICTS[1] if 2 * losses < len(outcomes) else VERDICTS[2]
-    raise ValueError(f"kind must be 'superiority' or 'non-inferiority', got {kind!r}")
