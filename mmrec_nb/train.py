@@ -3,18 +3,15 @@
 # %% ../nbs/02_train.ipynb #ccf8f211
 from __future__ import annotations
 
-import importlib
 import math
 import os
-import pkgutil
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -32,141 +29,11 @@ except ImportError:
     resource = None
 
 # %% auto #0
-__all__ = ['MODELS', 'VOLATILE_KEYS', 'make_config', 'Recommender', 'register_model', 'build_model', 'bpr_loss',
-           'NegativeSampler', 'EarlyStopping', 'TrainConfig', 'TrainingDiverged', 'FitResult', 'Trainer']
+__all__ = ['VOLATILE_KEYS', 'EarlyStopping', 'TrainConfig', 'TrainingDiverged', 'FitResult', 'Trainer']
 
-# %% ../nbs/02_train.ipynb #c6ee4384
-def make_config(config_cls, config: dict, owner: str):
-    "`config_cls(**config)`; unknown keys are a `TypeError` naming them, the owner and the known keys."
-    known = [f.name for f in fields(config_cls)]
-    unknown = sorted(set(config) - set(known))
-    if unknown:
-        raise TypeError(f"{owner}: unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(known)}")
-    return config_cls(**config)
-
-
-class Recommender(nn.Module):
-    """The contract every model implements: `loss(batch)` returns a dict with the total 'loss' and named
-    terms; optional `embeddings()` -> (user_emb, item_emb); `scores(users, items=None)`; `on_epoch_start`.
-    `Recommender.__init__(data, **config)` sets `n_users`, `n_items` and `self.config = Config(**config)`."""
-    Config = None  # subclasses: a dataclass of hyperparameters with their defaults
-
-    def __init__(self, data=None, **config):
-        super().__init__()
-        if data is not None:
-            self.n_users, self.n_items = int(data.n_users), int(data.n_items)
-        if self.Config is not None:
-            self.config = make_config(self.Config, config, type(self).__name__)
-        elif config:
-            raise TypeError(f"{type(self).__name__} has no Config, so it takes no config keys; "
-                            f"got {', '.join(sorted(config))}")
-
-    def loss(self, batch: dict) -> dict:
-        raise NotImplementedError(f"{type(self).__name__} must implement loss(batch) -> {{'loss': ...}}")
-
-    def scores(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        "Scores (len(users), len(items) or n_items); by default inner products of `embeddings()`."
-        embeddings = getattr(self, 'embeddings', None)
-        if embeddings is None:
-            raise NotImplementedError(f"{type(self).__name__} defines neither embeddings() nor scores()")
-        user_emb, item_emb = embeddings()
-        if items is not None:
-            item_emb = item_emb[items]
-        return user_emb[users] @ item_emb.T
-
-    def on_epoch_start(self, epoch: int) -> None:
-        "Called before each training epoch (1-based); the default does nothing."
-
-# %% ../nbs/02_train.ipynb #a33a5586
-MODELS: dict[str, type] = {}
-
-
-def register_model(name: str):
-    "Class decorator: file a `Recommender` subclass under `name` in `MODELS`."
-    def decorator(cls):
-        known = MODELS.get(name)
-        # the same class again (a re-import, or a notebook defining the class its module exports) replaces it
-        same = known is not None and known.__qualname__ == cls.__qualname__ and (
-            known.__module__ == cls.__module__ or '__main__' in (known.__module__, cls.__module__))
-        if known is not None and not same:
-            raise ValueError(f"model name {name!r} is taken by {known.__module__}.{known.__qualname__}")
-        MODELS[name] = cls
-        return cls
-    return decorator
-
-
-def _import_model_modules() -> None:
-    "Import every module under `mmrec_nb.models`; their `register_model` decorators fill `MODELS`."
-    import mmrec_nb.models as package
-    for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):
-        importlib.import_module(module.name)
-
-
-def build_model(name: str, data, **config) -> Recommender:
-    "The model registered as `name`, built as `Model(data, **config)`."
-    if name not in MODELS:
-        _import_model_modules()
-    if name not in MODELS:
-        raise KeyError(f"no model registered as {name!r}; registered: {', '.join(sorted(MODELS)) or 'none'}")
-    return MODELS[name](data, **config)
-
-# %% ../nbs/02_train.ipynb #2458e10f
-def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
-    "Mean BPR loss, eq. (train-bpr): softplus(s_uj - s_ui) over pairs and negatives; neg (B,) or (B, n_neg)."
-    if neg_scores.dim() == pos_scores.dim() + 1:
-        pos_scores = pos_scores.unsqueeze(-1)  # s_ui against each of the n_- negatives
-    return F.softplus(neg_scores - pos_scores).mean()
-
-# %% ../nbs/02_train.ipynb #325c188c
-class NegativeSampler:
-    """Uniform negatives j ~ U(items not in I_u^+), eq. (train-neg), for many rows at once: vectorised rejection
-    over sorted keys, eqs. (train-key)-(train-reject), then an exact draw by rank, eq. (train-rank), for
-    draws still rejected after `max_rounds` rounds."""
-
-    def __init__(self, train: torch.Tensor, n_users: int, n_items: int, n_neg: int = 1, max_rounds: int = 10):
-        train = torch.as_tensor(train, dtype=torch.long).reshape(-1, 2)
-        self.n_users, self.n_items, self.n_neg, self.max_rounds = int(n_users), int(n_items), int(n_neg), int(max_rounds)
-        if self.n_neg < 1:
-            raise ValueError(f"n_neg must be >= 1, got {n_neg}")
-        self.keys = torch.unique(train[:, 0] * self.n_items + train[:, 1])  # sorted k(u, i), eq. (train-key)
-        users, items = self.keys // self.n_items, self.keys % self.n_items
-        self.degree = torch.bincount(users, minlength=self.n_users)  # d_u
-        full = torch.nonzero(self.degree >= self.n_items).flatten()
-        if len(full):
-            raise ValueError(f"{len(full)} user(s) have all {self.n_items} items in train, so no negative exists "
-                             f"for them (users {full[:5].tolist()}); drop them or hold out some of their items")
-        self.indptr = torch.cat([torch.zeros(1, dtype=torch.long), self.degree.cumsum(0)])
-        rank = torch.arange(len(self.keys)) - self.indptr[users]       # m, the position of p_m among u's items
-        self.gap_keys = users * self.n_items + (items - rank)           # u|I| + g(p_m), eq. (train-rank)
-
-    def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        "Whether each (user, item) is a training interaction: a binary search for k(u, i), eq. (train-key)."
-        keys = users * self.n_items + items
-        if not len(self.keys):
-            return torch.zeros_like(keys, dtype=torch.bool)
-        found = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
-        return self.keys[found] == keys
-
-    def _draw_by_rank(self, users: torch.Tensor, generator) -> torch.Tensor:
-        free = self.n_items - self.degree[users]                         # |I \ I_u^+| >= 1
-        r = (torch.rand(len(users), generator=generator, dtype=torch.float64) * free).long().clamp_max(free - 1)
-        below = torch.searchsorted(self.gap_keys, users * self.n_items + r, right=True) - self.indptr[users]
-        return r + below                                                 # j = r + |{m : g(p_m) <= r}|
-
-    def sample(self, users: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        "Negatives (len(users), n_neg) for the given users, never one of their training items."
-        users = torch.as_tensor(users, dtype=torch.long).reshape(-1, 1).expand(-1, self.n_neg).reshape(-1)
-        negatives = torch.randint(self.n_items, users.shape, generator=generator)
-        pending = torch.nonzero(self.is_positive(users, negatives)).flatten()
-        for _ in range(self.max_rounds):  # eq. (train-reject): redraw only the rejected entries
-            if not len(pending):
-                break
-            redraw = torch.randint(self.n_items, pending.shape, generator=generator)
-            negatives[pending] = redraw
-            pending = pending[self.is_positive(users[pending], redraw)]
-        if len(pending):
-            negatives[pending] = self._draw_by_rank(users[pending], generator)
-        return negatives.view(-1, self.n_neg)
+# %% ../nbs/02_train.ipynb #b2c0de01
+from .recommender import MODELS, NegativeSampler, Recommender, bpr_loss, build_model, make_config  # noqa: F401
+from .recommender import register_model  # noqa: F401 (re-exported: chapters import these from here)
 
 # %% ../nbs/02_train.ipynb #62fa988d
 @dataclass
