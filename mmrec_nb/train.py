@@ -7,7 +7,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,6 +112,8 @@ class FitResult:
     peak_cuda_memory_mb: float | None = None
     resumed_from: int | None = None  # the checkpoint's epoch when the run resumed
     world_size: int = 1
+    curve_metric: str = 'recall@20'  # the history's validation metric the record draws as the curve
+    sections: dict = field(default_factory=dict)  # extra parts of the record from a fit with phases (e.g. a cohort)
 
     def __repr__(self):
         return (f"FitResult(best_epoch={self.best_epoch}, epochs_run={self.epochs_run}, "
