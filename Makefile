@@ -8,12 +8,15 @@
 #                         --system-site-packages and the CPU pin below is not installed
 #   TORCH_SPEC=...        the torch requirement installed first (default: the CPU wheel torch==2.13.0)
 #   PROFILE=quick|full    reproduction profile run by `make repro` / `make book`
+#   MMREC_TEST_SEED=k     (environment) the seed that every test's global RNGs start from (default 0);
+#                         `make test-seeds SEEDS="0 1 2 3 4"` runs `make test` under each
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TRITON_SPEC ?= triton==3.9.*
 PROFILE ?= quick
+SEEDS ?= 0 1 2 3 4
 BIN := $(VENV)/bin
 MATHJAX_DIR := _build/mathjax
 MATHJAX := $(MATHJAX_DIR)/tex-chtml.js
@@ -22,7 +25,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: all setup test test-fast book repro export clean-nbs check-clean bench distclean
+.PHONY: all setup test test-fast test-seeds book repro export clean-nbs check-clean bench distclean
 
 all: test
 
@@ -52,12 +55,17 @@ check-clean: $(STAMP)
 	  git status --short -- mmrec_nb nbs; exit 1; \
 	fi; echo "export and clean: nothing to change"
 
-# One BLAS/OpenMP thread per process: nbdev_test runs two notebooks at once on a 2-core machine, and
-# oversubscribed torch threads make small models many times slower.
+# One BLAS/OpenMP thread per process: the runner tests two notebooks at once on a 2-core machine, and
+# oversubscribed torch threads make small models many times slower. The runner is nbdev_test with each
+# notebook's global RNGs seeded from MMREC_TEST_SEED; tests/conftest.py does the same for every pytest test.
 test: export OMP_NUM_THREADS := 1
 test: check-clean
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/python tests/scripts/run_notebook_tests.py --n_workers 2 --timing
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --durations=10
+
+# Every test seeds its own randomness: the suite passes whatever state the global RNGs start in.
+test-seeds:
+	for seed in $(SEEDS); do MMREC_TEST_SEED=$$seed $(MAKE) test || exit 1; done
 
 # pytest only (skips the export check and the notebook run)
 test-fast: $(STAMP)
