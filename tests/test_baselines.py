@@ -1,12 +1,14 @@
-"Tests for mmrec_nb.models.baselines (BPR-MF, LightGCN, VBPR) beyond the chapter's inline checks."
+"""Tests for mmrec_nb.models.baselines (BPR-MF, LightGCN, VBPR) and the shared layers they are built from
+(mmrec_nb.layers: adjacency, propagation, feature lookup), beyond the notebooks' inline checks."""
 import copy
 
 import pytest
 import torch
 
 from mmrec_nb.data import synthetic
-from mmrec_nb.models.baselines import (BPRMF, VBPR, LightGCN, item_features, normalized_adjacency,
-                                       propagate)
+from mmrec_nb.layers import item_features, normalized_adjacency, propagate
+from mmrec_nb.models import baselines
+from mmrec_nb.models.baselines import BPRMF, VBPR, LightGCN
 from mmrec_nb.train import MODELS, Trainer, TrainConfig, build_model
 
 NAMES = ('bprmf', 'lightgcn', 'vbpr')
@@ -43,9 +45,17 @@ def batch_for(data, n=32, n_neg=2, seed=0):
 
 
 def test_registry(small):
+    torch.manual_seed(0)
     for name, cls in zip(NAMES, (BPRMF, LightGCN, VBPR)):
         assert MODELS[name] is cls
         assert type(build_model(name, small, embedding_dim=8)) is cls
+
+
+def test_layers_are_reexported_for_the_chapters():
+    "metammf and meta_fusion_rec still import these from the baselines module: the same objects as mmrec_nb.layers."
+    from mmrec_nb import layers
+    for name in ('batch_ids', 'normalized_adjacency', 'pairwise_loss', 'propagate'):
+        assert getattr(baselines, name) is getattr(layers, name)
 
 
 @pytest.mark.parametrize('name', NAMES)
@@ -75,6 +85,7 @@ def test_shapes_terms_and_gradients(small, name):
 
 
 def test_one_dim_negatives_match_two_dim(small):
+    torch.manual_seed(0)
     model = build_model('bprmf', small)
     batch = batch_for(small, n_neg=1)
     flat = {**batch, 'neg': batch['neg'][:, 0]}
@@ -97,6 +108,7 @@ def test_adjacency_matches_dense_and_uses_train_only(small):
     valid_only = set(map(tuple, small.valid.tolist())) - set(map(tuple, small.train.tolist()))
     u, i = next(iter(valid_only))
     assert dense[u, n_users + i] == 0                                         # no valid edge in the graph
+    torch.manual_seed(0)
     model = LightGCN(small)
     assert torch.equal(model.norm_adj.to_dense(), dense)
 
@@ -104,12 +116,13 @@ def test_adjacency_matches_dense_and_uses_train_only(small):
 def test_propagation_equals_dense_powers_forward_and_backward(small):
     adj = normalized_adjacency(small.train, small.n_users, small.n_items).to(torch.float64)
     dense = adj.to_dense()
-    ego = torch.randn(small.n_users + small.n_items, 5, dtype=torch.float64, requires_grad=True)
+    g = torch.Generator().manual_seed(0)
+    ego = torch.randn(small.n_users + small.n_items, 5, dtype=torch.float64, generator=g, requires_grad=True)
     for n_layers in (1, 3):
         reference = sum(torch.linalg.matrix_power(dense, l) @ ego for l in range(n_layers + 1)) / (n_layers + 1)
         ours = propagate(adj, ego, n_layers)
         assert torch.allclose(ours, reference, atol=1e-10)
-        weight = torch.randn_like(ours)
+        weight = torch.randn(ours.shape, dtype=ours.dtype, generator=g)
         assert torch.allclose(torch.autograd.grad((ours * weight).sum(), ego)[0],
                               torch.autograd.grad((reference * weight).sum(), ego)[0], atol=1e-10)
 
@@ -158,15 +171,17 @@ def test_vbpr_feature_row_changes_only_that_item(small):
 
 
 def test_vbpr_modalities_and_errors(small):
-    features, names = item_features(small, None)
-    assert names == ('image', 'text') and features.shape == (small.n_items, sum(x.shape[1] for x in small.features.values()))
+    features, names, widths = item_features(small, None, owner='VBPR')
+    assert names == ('image', 'text') and widths == tuple(small.features[m].shape[1] for m in names)
+    assert features.shape == (small.n_items, sum(widths))
+    assert all(torch.equal(block, small.features[m]) for block, m in zip(features.split(widths, -1), names))
     assert VBPR(small, modalities=('text',)).projection.in_features == small.features['text'].shape[1]
     assert VBPR(small, modalities='image').modalities == ('image',)
-    with pytest.raises(ValueError, match=r"\['audio'\].*available: \['image', 'text'\]"):
+    with pytest.raises(ValueError, match=r"^VBPR: modalities \['audio'\].*available: \['image', 'text'\]"):
         VBPR(small, modalities=('text', 'audio'))
     bare = copy.copy(small)
     bare.features = {}
-    with pytest.raises(ValueError, match='has none'):
+    with pytest.raises(ValueError, match=r"^VBPR needs item features, but dataset 'synthetic' has none$"):
         VBPR(bare)
 
 
