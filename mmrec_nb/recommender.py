@@ -26,7 +26,8 @@ def make_config(config_cls, config: dict, owner: str):
 
 class Recommender(nn.Module):
     """The contract every model implements: `loss(batch)` returns a dict with the total 'loss' and named
-    terms; optional `embeddings()` -> (user_emb, item_emb); `scores(users, items=None)`; `on_epoch_start`.
+    terms; optional `embeddings()` -> (user_emb, item_emb); `scores(users, items=None)`; `on_epoch_start`;
+    `fit(data, config)`, the one way a model is trained (default: the shared `Trainer`).
     `Recommender.__init__(data, **config)` sets `n_users`, `n_items` and `self.config = Config(**config)`."""
     Config = None  # subclasses: a dataclass of hyperparameters with their defaults
 
@@ -55,6 +56,12 @@ class Recommender(nn.Module):
 
     def on_epoch_start(self, epoch: int) -> None:
         "Called before each training epoch (1-based); the default does nothing."
+
+    def fit(self, data, config=None, **overrides):
+        """Train on `data` under `config` (a `TrainConfig` or its keys) and return a `FitResult`: the shared `Trainer`.
+        A model whose training has phases overrides this hook and returns the same kind of result."""
+        from mmrec_nb.train import Trainer  # here: train imports this module
+        return Trainer(self, data, config, **overrides).fit()
 
 # %% ../nbs/01c_recommender.ipynb #a33a5586
 MODELS: dict[str, type] = {}

@@ -9,42 +9,52 @@ import math
 import warnings
 from pathlib import Path
 
-from .repro import METRICS, SPLITS, as_list, git_commit, read_result, resolve_path, same_commit
+from .records import METRICS, PROFILES, SPLITS, as_list, git_commit, read_result, resolve_path, same_commit
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'DEFAULT_METRICS', 'result_row', 'load_results', 'summarize', 'prefer_profile', 'leaderboard_table',
-           'provenance_note', 'mean_curves']
+__all__ = ['METRIC_COLUMNS', 'DEFAULT_METRICS', 'result_row', 'result_files', 'load_records', 'load_results', 'summarize',
+           'prefer_profile', 'leaderboard_table', 'provenance_note', 'mean_curves']
 
 # %% ../nbs/04a_tables.ipynb #23400801
-_RUN_COLUMNS = ('profile', 'notebook', 'dataset', 'model', 'seed', 'commit', 'date', 'config_hash', 'best_epoch',
+_RUN_COLUMNS = ('profile', 'notebook', 'dataset', 'model', 'variant', 'seed', 'commit', 'date', 'config_hash', 'best_epoch',
                 'epochs_run', 'stopped_early', 'train_seconds_per_epoch', 'eval_seconds', 'peak_memory_mb',
                 'wall_seconds', 'curve_epoch', 'curve_value', 'path')
 METRIC_COLUMNS = tuple(f'{split}_{name}' for split in SPLITS for name in METRICS)
 DEFAULT_METRICS = ('test_recall@10', 'test_ndcg@10', 'test_recall@20', 'test_ndcg@20')
-_KEYS = ['profile', 'dataset', 'notebook', 'model']
+_KEYS = ['profile', 'dataset', 'notebook', 'model', 'variant']
 
 def result_row(record: dict, path: str | Path | None = None) -> dict:
     "One flat table row of a record."
-    row = {key: record[key] for key in _RUN_COLUMNS if key in record}
+    row = {key: record[key] for key in _RUN_COLUMNS if key in record} | {'variant': record.get('variant') or ''}
     prov, curve = record['provenance'], record['valid_curve']
     row |= {'commit': prov['commit'], 'date': prov['date'], 'wall_seconds': prov['wall_seconds'],
             'curve_epoch': list(curve['epoch']), 'curve_value': list(curve['value']), 'path': str(path or '')}
     row |= {f'{split}_{name}': record['metrics'][split].get(name) for split in SPLITS for name in METRICS}
     return row
 
-def load_results(root: str | Path = 'results', profile=None):
-    "A `pandas.DataFrame` with one row per result file under `root` (relative: from the project root), optionally only `profile`(s)."
-    import pandas as pd
-    root, wanted = resolve_path(root), as_list(profile)
-    rows = []
-    for path in sorted(root.glob('*/*/*/*/seed*.json')) if root.is_dir() else []:
+def result_files(root: str | Path = 'results') -> list[Path]:
+    "Every record file of the layout under `root`: <profile>/<notebook>/<dataset>/<model>[/<variant>]/seed<k>.json."
+    root = resolve_path(root)
+    return sorted(path for profile in PROFILES for pattern in ('*/*/*/seed*.json', '*/*/*/*/seed*.json')
+                  for path in (root / profile).glob(pattern))
+
+def load_records(root: str | Path = 'results', profile=None, task: str | None = 'ranking') -> list[tuple[Path, dict]]:
+    "(path, record) of every valid result under `root`, optionally only `profile`(s) and one `task`; bad files are warned about."
+    wanted, found = as_list(profile), []
+    for path in result_files(root):
         try:
             record = read_result(path)
         except (OSError, ValueError) as err:
             warnings.warn(f'skipping {err}')
             continue
-        if wanted is None or record['profile'] in wanted:
-            rows.append(result_row(record, path))
+        if (wanted is None or record['profile'] in wanted) and (task is None or record['task'] == task):
+            found.append((path, record))
+    return found
+
+def load_results(root: str | Path = 'results', profile=None):
+    "A `pandas.DataFrame` with one row per ranking result under `root` (relative: from the project root), optionally only `profile`(s); `variant` is '' for a plain run."
+    import pandas as pd
+    rows = [result_row(record, path) for path, record in load_records(root, profile)]
     frame = pd.DataFrame(rows, columns=[*_RUN_COLUMNS, *METRIC_COLUMNS])
     frame[list(METRIC_COLUMNS)] = frame[list(METRIC_COLUMNS)].astype(float)
     return frame.sort_values([*_KEYS, 'seed'], ignore_index=True)
@@ -69,12 +79,12 @@ def summarize(df, metrics=DEFAULT_METRICS, by=tuple(_KEYS)):
 
 # %% ../nbs/04a_tables.ipynb #011dfafb
 def prefer_profile(summary, order=('full', 'quick')):
-    "Per (dataset, notebook, model), the row of the first profile in `order` that has results."
+    "Per (dataset, notebook, model, variant), the row of the first profile in `order` that has results."
     rank = {name: position for position, name in enumerate(order)}
     kept = summary[summary['profile'].isin(list(rank))].copy()
     kept['_rank'] = kept['profile'].map(rank)
-    kept = kept.sort_values('_rank').drop_duplicates(['dataset', 'notebook', 'model'], keep='first')
-    return kept.drop(columns='_rank').sort_values(['dataset', 'notebook', 'model'], ignore_index=True)
+    kept = kept.sort_values('_rank').drop_duplicates(['dataset', 'notebook', 'model', 'variant'], keep='first')
+    return kept.drop(columns='_rank').sort_values(['dataset', 'notebook', 'model', 'variant'], ignore_index=True)
 
 def _metric_label(column: str) -> str:
     split, name = column.split('_', 1)

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from mmrec_nb.data import synthetic
-from mmrec_nb.repro import read_result, result_path
+from mmrec_nb.repro import read_result, result_path, run_experiment
 from mmrec_nb.train import TrainConfig, bpr_loss, build_model
-from mmrec_nb.models.meta_fusion_rec import (CohortTrainer, MetaFusionRec, ensemble_embeddings, greedy_committee,
+from mmrec_nb.models.meta_fusion_rec import (CohortTrainer, MetaFusionCohort, ensemble_embeddings, greedy_committee,
                                              rec_cohort, student_kind, student_metrics)
-from mmrec_nb.models.meta_fusion_rec_fit import MetaFusionRecFit, fit_meta_fusion_rec, run_meta_fusion
+from mmrec_nb.models.meta_fusion_rec_fit import MetaFusionRec
 
 
 @pytest.fixture(scope='module')
@@ -31,19 +31,19 @@ def loop_scores(model, s):
 
 def test_registered_and_cohort(tiny):
     torch.manual_seed(0)
-    model = build_model('meta_fusion_rec', tiny, embedding_dim=4)
-    assert isinstance(model, MetaFusionRec) and model.n_students == 2 ** 3 + 2
+    model = MetaFusionCohort(tiny, embedding_dim=4)
+    assert isinstance(model, MetaFusionCohort) and model.n_students == 2 ** 3 + 2
     kinds = [student_kind(s) for s in model.cohort]
     assert kinds[0] == 'id-only' and kinds.count('early') == 1 and kinds.count('intermediate') == 2
     assert model.cohort[0].width == 0 and all(s.width > 0 for s in model.cohort[1:])
-    product = build_model('meta_fusion_rec', tiny, embedding_dim=4, cohort='product', max_active=1, id_only=False)
+    product = MetaFusionCohort(tiny, embedding_dim=4, cohort='product', max_active=1, id_only=False)
     assert product.n_students == 3 * 3                              # per modality: pca8, pca10, raw
     assert len(rec_cohort(model.latent.views, 'compact', (8,))) == 2 ** 3 + 1
 
 
 def test_batched_scores_and_gradients_equal_a_loop(tiny):
     torch.manual_seed(0)
-    model = MetaFusionRec(tiny, embedding_dim=6)
+    model = MetaFusionCohort(tiny, embedding_dim=6)
     user_vecs, item_vecs = model.student_embeddings()
     users, pos = torch.tensor([0, 1, 1, 4, 7, 9]), torch.tensor([2, 3, 8, 8, 0, 29])
     neg = torch.tensor([[5, 6], [1, 0], [9, 2], [3, 3], [28, 4], [11, 12]])
@@ -70,7 +70,7 @@ def set_teacher_scores(model, scores):
 
 def test_mutual_term_by_hand(tiny):
     teachers = tuple(s == 1 for s in range(10))
-    model = MetaFusionRec(tiny, embedding_dim=3, rho=2.0, teachers=teachers)
+    model = MetaFusionCohort(tiny, embedding_dim=3, rho=2.0, teachers=teachers)
     set_teacher_scores(model, [math.log(3.0), 0.0, 0.0, 0.0])          # teacher p = (1/2, 1/6, 1/6, 1/6)
     p = np.array([0.5, 1 / 6, 1 / 6, 1 / 6])
     kl = float((p * np.log(p / 0.25)).sum())                            # KL(p_teacher || uniform)
@@ -93,8 +93,8 @@ def test_mutual_term_by_hand(tiny):
 def test_mutual_term_zero_without_rho_or_disagreement(tiny):
     batch = {'users': torch.tensor([0, 2, 5]), 'pos': torch.tensor([1, 4, 7]), 'neg': torch.tensor([[0], [9], [20]])}
     torch.manual_seed(0)
-    assert float(MetaFusionRec(tiny, embedding_dim=4).loss(batch)['mutual']) == 0.0
-    same = MetaFusionRec(tiny, embedding_dim=4, rho=1.0)
+    assert float(MetaFusionCohort(tiny, embedding_dim=4).loss(batch)['mutual']) == 0.0
+    same = MetaFusionCohort(tiny, embedding_dim=4, rho=1.0)
     with torch.no_grad():
         same.user.copy_(same.user[:1].expand_as(same.user))
         same.item_id.copy_(same.item_id[:1].expand_as(same.item_id))
@@ -141,7 +141,7 @@ def test_greedy_committee_on_constructed_scores():
 
 def test_cohort_trainer_keeps_each_students_best(tiny):
     torch.manual_seed(0)
-    model = MetaFusionRec(tiny, embedding_dim=4)
+    model = MetaFusionCohort(tiny, embedding_dim=4)
     fit = CohortTrainer(model, tiny, TrainConfig(epochs=2, batch_size=64, metric='cohort_recall@20', progress=False)).fit()
     history = np.array([entry['valid']['students'] for entry in fit.history])
     assert fit.test is None
@@ -152,12 +152,13 @@ def test_cohort_trainer_keeps_each_students_best(tiny):
 
 
 def test_record_schema_and_skip(tiny, tmp_path):
-    options = dict(profile='quick', seed=0, out_dir=tmp_path, epochs=1, checkpoint_root=tmp_path / 'ckpt',
-                   model_config={'embedding_dim': 4}, fit_config={'rho_grid': (1.0,)}, log=lambda line: None)
-    first = run_meta_fusion(tiny, **options)
+    options = dict(notebook='meta_fusion', profile='quick', seed=0, out_dir=tmp_path, epochs=1,
+                   checkpoint_root=tmp_path / 'ckpt', model_config={'embedding_dim': 4, 'rho_grid': (1.0,)},
+                   log=lambda line: None)
+    first = run_experiment(tiny, 'meta_fusion', **options)
     assert first.path == result_path(tmp_path, 'quick', 'meta_fusion', 'synthetic', 'meta_fusion', 0)
     record = read_result(first.path)                                    # validates the shared schema
-    assert record['model'] == 'meta_fusion' and record['notebook'] == 'meta_fusion'
+    assert record['model'] == 'meta_fusion' and record['notebook'] == 'meta_fusion' and record['task'] == 'ranking'
     cost = record['meta_fusion']['cost']
     assert cost['n_students'] == 10 and cost['runs'] == 2 and cost['total_epochs'] == 2 and cost['n_parameters'] > 0
     assert record['train_seconds_per_epoch'] == pytest.approx(cost['seconds_per_epoch'])
@@ -165,15 +166,17 @@ def test_record_schema_and_skip(tiny, tmp_path):
     assert record['metrics']['test'] == record['meta_fusion']['rankers']['ensemble']['test']
     assert not any((tmp_path / 'ckpt').rglob('last.pt'))                # checkpoints removed after success
     mtime = first.path.stat().st_mtime_ns
-    again = run_meta_fusion(tiny, **options)
+    again = run_experiment(tiny, 'meta_fusion', **options)
     assert again.skipped and first.path.stat().st_mtime_ns == mtime and again.record == json.loads(first.path.read_text())
-    forced = run_meta_fusion(tiny, **{**options, 'force': True})
+    forced = run_experiment(tiny, 'meta_fusion', **{**options, 'force': True})
     assert not forced.skipped and forced.record['config_hash'] == first.record['config_hash']
+    assert forced.record['metrics'] == first.record['metrics']          # seeded: the same numbers again
 
 
 def test_rho_grid_on_a_short_budget(tiny):
-    result = fit_meta_fusion_rec(tiny, seed=0, train={'epochs': 2, 'batch_size': 64, 'progress': False},
-                                 model_config={'embedding_dim': 4}, fit_config={'rho_grid': (1.0,), 'grid_epochs': 1})
+    torch.manual_seed(0)
+    model = MetaFusionRec(tiny, embedding_dim=4, rho_grid=(1.0,), grid_epochs=1)
+    result = model.fit_phases(tiny, TrainConfig(epochs=2, batch_size=64, progress=False))
     assert sorted(result.grid) == [0.0, 1.0] and all(run.fit.epochs_run == 1 for run in result.grid.values())
     assert result.grid[0.0] is not result.runs[0.0] and result.runs[0.0].fit.epochs_run == 2   # phase 1: full budget
     assert result.rho == max(result.grid, key=lambda rho: result.grid[rho].ensemble_valid)
@@ -182,26 +185,27 @@ def test_rho_grid_on_a_short_budget(tiny):
     teachers = result.teachers
     assert teachers.dtype == bool and teachers.any()
     best = result.runs[0.0].student_valid
-    assert best[teachers].min() >= best[~teachers].max() if (~teachers).any() else True     # the top cluster of recall
+    if (~teachers).any():                                               # the top cluster of recall teaches
+        assert best[teachers].min() >= best[~teachers].max()
 
 
 def test_bad_arguments_are_named(tiny):
     for key, value in (('rho', -0.5), ('temperature', 0.0), ('n_candidates', 1), ('embedding_dim', 0), ('sizes', ())):
         with pytest.raises(ValueError, match=key):
-            MetaFusionRec(tiny, **{key: value})
+            MetaFusionCohort(tiny, **{key: value})
     with pytest.raises(ValueError, match='teachers'):
-        MetaFusionRec(tiny, teachers=(True, False))
+        MetaFusionCohort(tiny, teachers=(True, False))
     with pytest.raises(ValueError, match='cohort'):
-        MetaFusionRec(tiny, cohort='everything')
+        MetaFusionCohort(tiny, cohort='everything')
     with pytest.raises(ValueError, match='modalities'):
-        MetaFusionRec(tiny, modalities=('video',))
+        MetaFusionCohort(tiny, modalities=('video',))
     with pytest.raises(TypeError, match='unknown config key'):
-        MetaFusionRec(tiny, learning_rate=0.1)
+        MetaFusionCohort(tiny, learning_rate=0.1)
     with pytest.raises(ValueError, match='rho_grid'):
-        MetaFusionRecFit(rho_grid=(0.0, 1.0))
+        MetaFusionRec(tiny, rho_grid=(0.0, 1.0))
     with pytest.raises(ValueError, match='p_prune'):
-        MetaFusionRecFit(p_prune=1.5)
+        MetaFusionRec(tiny, p_prune=1.5)
     with pytest.raises(ValueError, match='grid_epochs'):
-        MetaFusionRecFit(grid_epochs=0)
-    with pytest.raises(ValueError, match="'rho' or 'teachers'"):
-        fit_meta_fusion_rec(tiny, model_config={'rho': 1.0})
+        MetaFusionRec(tiny, grid_epochs=0)
+    with pytest.raises(ValueError, match='chosen by fit'):
+        MetaFusionRec(tiny, rho=1.0)

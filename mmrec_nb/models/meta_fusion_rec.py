@@ -16,11 +16,11 @@ from ..evaluate import evaluate
 from .baselines import batch_ids
 from .meta_fusion import (
     LatentBank, Student, bank_blocks, build_cohort, divergence_weights, mutual_learning_loss)
-from ..train import Recommender, Trainer, register_model
+from ..train import Recommender, Trainer
 
 # %% auto #0
 __all__ = ['COHORTS', 'item_modalities', 'extractor_sizes', 'rec_cohort', 'student_label', 'student_kind', 'CohortProjection',
-           'MetaFusionRec', 'ensemble_embeddings', 'greedy_committee', 'committee_value', 'student_metrics',
+           'MetaFusionCohort', 'ensemble_embeddings', 'greedy_committee', 'committee_value', 'student_metrics',
            'copy_students', 'CohortTrainer']
 
 # %% ../../nbs/22_meta_fusion_rec.ipynb #31f345f4
@@ -33,11 +33,11 @@ def item_modalities(data, modalities=None) -> list[str]:
     names = available if modalities is None else [modalities] if isinstance(modalities, str) else list(modalities)
     missing = [name for name in names if name not in available]
     if not available or missing or not names:
-        raise ValueError(f"MetaFusionRec: modalities {missing or names} not in dataset {data.name!r}; "
+        raise ValueError(f"MetaFusionCohort: modalities {missing or names} not in dataset {data.name!r}; "
                          f"available: {available or 'none (the model needs item features)'}")
     bad = [name for name in names if data.features[name].shape[0] != data.n_items]
     if bad:
-        raise ValueError(f"MetaFusionRec: features {bad} of dataset {data.name!r} do not have one row per item")
+        raise ValueError(f"MetaFusionCohort: features {bad} of dataset {data.name!r} do not have one row per item")
     return names
 
 
@@ -129,8 +129,7 @@ class CohortProjection(nn.Module):
         return torch.cat(rows) if rows else torch.zeros(0, self.out_dim)
 
 # %% ../../nbs/22_meta_fusion_rec.ipynb #4ab2a738
-@register_model('meta_fusion_rec')
-class MetaFusionRec(Recommender):
+class MetaFusionCohort(Recommender):
     """S rankers y_ui^(s) = <p_u^(s), q_i^(s) + c_s(i)>, eqs. (mfr-item)-(mfr-score), trained as one computation on
     eq. (mfr-kl): sum_s (BPR_s + lambda reg_s) + rho * mutual term. `embeddings()` is the standardised average of the
     students with `ensemble_weights` > 0, eq. (mfr-ensemble) (all of them until a committee is set)."""
@@ -156,7 +155,7 @@ class MetaFusionRec(Recommender):
                   'n_candidates': cfg.n_candidates >= 2, 'reg_weight': cfg.reg_weight >= 0,
                   'sizes': len(cfg.sizes) > 0 and all(int(r) >= 1 for r in cfg.sizes)}
         for name in [name for name, ok in checks.items() if not ok]:
-            raise ValueError(f"MetaFusionRec: bad {name}={getattr(cfg, name)!r} (need embedding_dim >= 1, rho >= 0, "
+            raise ValueError(f"MetaFusionCohort: bad {name}={getattr(cfg, name)!r} (need embedding_dim >= 1, rho >= 0, "
                              f"temperature > 0, n_candidates >= 2, reg_weight >= 0, sizes non-empty and >= 1)")
         features = {m: data.features[m].float() for m in item_modalities(data, cfg.modalities)}
         sizes = extractor_sizes({m: x.shape[1] for m, x in features.items()}, cfg.sizes, self.n_items)
@@ -165,7 +164,7 @@ class MetaFusionRec(Recommender):
         self.cohort = rec_cohort(self.latent.views, cfg.cohort, cfg.sizes, cfg.max_active, cfg.id_only)
         n_students, d = len(self.cohort), cfg.embedding_dim
         if cfg.teachers is not None and len(cfg.teachers) != n_students:
-            raise ValueError(f"MetaFusionRec: teachers has {len(cfg.teachers)} entries, the cohort {n_students} students")
+            raise ValueError(f"MetaFusionCohort: teachers has {len(cfg.teachers)} entries, the cohort {n_students} students")
         self.user = nn.Parameter(torch.randn(n_students, self.n_users, d) * math.sqrt(2 / (self.n_users + d)))  # p_u^(s)
         self.item_id = nn.Parameter(torch.randn(n_students, self.n_items, d) * math.sqrt(2 / (self.n_items + d)))  # q_i^(s)
         self.projection = CohortProjection(self.cohort, d)                        # P_s
@@ -278,7 +277,7 @@ def committee_value(user_vecs, item_vecs, data, metric: str = 'recall@20') -> Ca
 
 # %% ../../nbs/22_meta_fusion_rec.ipynb #ca25b59d
 @torch.no_grad()
-def student_metrics(model: MetaFusionRec, data, split: str = 'valid', metric: str = 'recall@20') -> torch.Tensor:
+def student_metrics(model: MetaFusionCohort, data, split: str = 'valid', metric: str = 'recall@20') -> torch.Tensor:
     "`metric` of every student on `split`, (S,) float64: one full-ranking evaluation each."
     user_vecs, item_vecs = model.student_embeddings()
     k = int(metric.rsplit('@', 1)[1])
@@ -287,7 +286,7 @@ def student_metrics(model: MetaFusionRec, data, split: str = 'valid', metric: st
 
 
 @torch.no_grad()
-def copy_students(model: MetaFusionRec, students: torch.Tensor, to_best: bool) -> None:
+def copy_students(model: MetaFusionCohort, students: torch.Tensor, to_best: bool) -> None:
     "Copy the slices of `students` (bool (S,)) from the live parameters to their best state (or back)."
     everyone = torch.arange(model.n_students, device=model.user.device)
     owners = [(0, everyone), (0, everyone)] + [(1, readers) for readers in model.projection.owners()]
@@ -306,8 +305,8 @@ class CohortTrainer(Trainer):
         if not self.config.metric.startswith('cohort_'):
             raise ValueError(f"CohortTrainer: metric must be 'cohort_<metric>@K', e.g. 'cohort_recall@20'; "
                              f"got {self.config.metric!r}")
-        if not isinstance(model, MetaFusionRec):
-            raise TypeError(f"CohortTrainer trains a MetaFusionRec cohort, not a {type(model).__name__}")
+        if not isinstance(model, MetaFusionCohort):
+            raise TypeError(f"CohortTrainer trains a MetaFusionCohort cohort, not a {type(model).__name__}")
 
     scores_test = False          # the committee is chosen after fit; test is scored once, by the caller
 

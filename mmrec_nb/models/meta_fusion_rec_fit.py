@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -17,39 +15,14 @@ from tqdm import tqdm
 from ..evaluate import EvalResult, evaluate
 from .meta_fusion import select_teachers
 from .meta_fusion_rec import (
-    CohortTrainer, committee_value, ensemble_embeddings, greedy_committee, student_kind, student_label)
-from ..repro import (
-    Profile, RunOutcome, config_hash, experiment_config, get_profile, reusable_result, resolve_path, result_path,
-    result_record, to_jsonable, valid_curve, validate_result, write_json_atomic)
-from ..train import FitResult, TrainConfig, build_model, make_config
+    CohortTrainer, MetaFusionCohort, committee_value, ensemble_embeddings, greedy_committee, student_kind, student_label)
+from ..records import to_jsonable
+from ..train import FitResult, TrainConfig, make_config, register_model
 
 # %% auto #0
-__all__ = ['NOTEBOOK', 'MODEL', 'MetaFusionRecFit', 'CohortRun', 'train_cohort', 'MetaFusionRecResult', 'fit_meta_fusion_rec',
-           'score_comparators', 'meta_fusion_summary', 'run_meta_fusion']
+__all__ = ['CohortRun', 'train_cohort', 'MetaFusionRecResult', 'MetaFusionRec', 'score_comparators', 'meta_fusion_summary']
 
 # %% ../../nbs/22a_meta_fusion_rec_fit.ipynb #c4ffa434
-@dataclass
-class MetaFusionRecFit:
-    "The driver's settings (the model's are `MetaFusionRec.Config`); unknown keys are an error."
-    rho_grid: tuple = (0.1, 1.0)       # phase-2 values of rho; rho = 0 is always compared
-    grid_epochs: int | None = 50       # epoch budget of each grid run (None: the full budget)
-    adaptive: bool = True              # False: uniform mutual learning (every student teaches)
-    max_clusters: int = 10             # k-means of select_teachers
-    p_prune: float = 0.5               # ensemble selection, eq. (mf-select)
-    n_init: int = 1
-    metric: str = 'recall@20'          # per student: early stopping, teachers, committee, rho
-
-    def __post_init__(self):
-        if not all(float(r) > 0 for r in self.rho_grid):
-            raise ValueError(f"MetaFusionRecFit: rho_grid must hold positive values (rho = 0 is phase 1), got {self.rho_grid}")
-        if self.grid_epochs is not None and self.grid_epochs < 1:
-            raise ValueError(f"MetaFusionRecFit: grid_epochs must be >= 1 or None, got {self.grid_epochs}")
-        if not (0 <= self.p_prune < 1 and self.n_init >= 1 and self.max_clusters >= 2 and '@' in self.metric):
-            raise ValueError(f"MetaFusionRecFit: need 0 <= p_prune < 1, n_init >= 1, max_clusters >= 2 and a metric "
-                             f"like 'recall@20'; got p_prune={self.p_prune}, n_init={self.n_init}, "
-                             f"max_clusters={self.max_clusters}, metric={self.metric!r}")
-
-
 @dataclass
 class CohortRun:
     "One trained cohort (phase 1 when rho = 0): its students at their best states, their committee and its cost."
@@ -61,22 +34,22 @@ class CohortRun:
     ensemble_valid: float              # the committee's valid metric
     average_valid: float               # every student, equal weights
     fit: FitResult
-    cohort: list
+    model: MetaFusionCohort
     n_parameters: int
 
 
-def train_cohort(data, model_config: dict, train: TrainConfig, fit: MetaFusionRecFit, seed: int) -> CohortRun:
-    "Build the cohort (the same initialisation for every rho), train it with `CohortTrainer`, select its committee."
-    torch.manual_seed(int(seed))
-    model = build_model('meta_fusion_rec', data, **model_config)
+def train_cohort(data, cohort_config: dict, train: TrainConfig, p_prune: float, n_init: int) -> CohortRun:
+    "Build a cohort (the same initialisation for every rho: seeded by `train.seed`), train it with `CohortTrainer`, select its committee."
+    torch.manual_seed(int(train.seed))
+    model = MetaFusionCohort(data, **cohort_config)
     result = CohortTrainer(model, data, train).fit()
     with torch.no_grad():
         user_vecs, item_vecs = (t.detach().clone() for t in model.student_embeddings())
     singles = model.best_metric.cpu().numpy().copy()
-    value = committee_value(user_vecs, item_vecs, data, fit.metric)
-    committee = greedy_committee(value, singles, fit.p_prune, fit.n_init)
+    value = committee_value(user_vecs, item_vecs, data, train.metric.removeprefix('cohort_'))
+    committee = greedy_committee(value, singles, p_prune, n_init)
     return CohortRun(float(model.config.rho), singles, user_vecs, item_vecs, committee, value(committee),
-                     value(range(len(singles))), result, model.cohort, sum(p.numel() for p in model.parameters()))
+                     value(range(len(singles))), result, model, sum(p.numel() for p in model.parameters()))
 
 
 @dataclass
@@ -107,50 +80,69 @@ class MetaFusionRecResult:
         "The full-budget run whose plain average of all students is best on valid."
         return max(self.runs, key=lambda rho: self.runs[rho].average_valid)
 
+# %% ../../nbs/22a_meta_fusion_rec_fit.ipynb #69b6742e
+@register_model('meta_fusion')
+class MetaFusionRec(MetaFusionCohort):
+    """Meta Fusion for ranking: the cohort of eq. (mfr-cohort) whose fit hook runs phase 1, the teacher rule, the rho
+    grid, phase 2 and ensemble selection, every choice on validation. After `fit` the model holds the chosen cohort
+    and ranks with its committee, eq. (mfr-ensemble); `FitResult.sections['meta_fusion']` says what was chosen."""
+    @dataclass
+    class Config(MetaFusionCohort.Config):
+        rho_grid: tuple = (0.1, 1.0)       # phase-2 values of rho; rho = 0 is always compared
+        grid_epochs: int | None = 50       # epoch budget of each grid run (None: the full budget)
+        adaptive: bool = True              # False: uniform mutual learning (every student teaches)
+        max_clusters: int = 10             # k-means of select_teachers
+        p_prune: float = 0.5               # ensemble selection, eq. (mf-select)
+        n_init: int = 1
 
-def fit_meta_fusion_rec(data, *, seed: int = 0, train: TrainConfig | dict | None = None, model_config: dict | None = None,
-                        fit_config: MetaFusionRecFit | dict | None = None, checkpoint_dir: str | Path | None = None,
-                        progress: bool = False) -> MetaFusionRecResult:
-    """Phase 1; teachers = the best k-means cluster of 1 - valid metric; the rho grid (0 included) on `grid_epochs`;
-    phase 2 at the rho whose committee is best on valid; a committee per run. `train`: every phase's TrainConfig."""
-    start = time.perf_counter()
-    fit = fit_config if isinstance(fit_config, MetaFusionRecFit) else make_config(
-        MetaFusionRecFit, dict(fit_config or {}), 'MetaFusionRecFit')
-    train = asdict(train) if isinstance(train, TrainConfig) else dict(train or {})
-    train = make_config(TrainConfig, {'seed': int(seed), **train, 'metric': f'cohort_{fit.metric}'}, 'TrainConfig')
-    model_config = dict(model_config or {})
-    if {'rho', 'teachers'} & set(model_config):
-        raise ValueError("fit_meta_fusion_rec: model_config must not set 'rho' or 'teachers' (they come from "
-                         "rho_grid and select_teachers)")
-    short = train.epochs if fit.grid_epochs is None else min(fit.grid_epochs, train.epochs)
-    rhos = [0.0, *map(float, fit.rho_grid)]
-    reuse = short == train.epochs                                            # grid runs are the full runs
-    bar = tqdm(total=len(rhos) if reuse else len(rhos) + 2, desc='meta fusion runs', unit='run', disable=not progress)
-    teachers = None
+        def __post_init__(self):
+            if self.rho != 0 or self.teachers is not None:
+                raise ValueError("MetaFusionRec: rho and teachers are chosen by fit (set rho_grid and adaptive); "
+                                 "use MetaFusionCohort to train one cohort at a fixed rho")
+            if not all(float(r) > 0 for r in self.rho_grid):
+                raise ValueError(f"MetaFusionRec: rho_grid must hold positive values (rho = 0 is phase 1), got {self.rho_grid}")
+            if self.grid_epochs is not None and self.grid_epochs < 1:
+                raise ValueError(f"MetaFusionRec: grid_epochs must be >= 1 or None, got {self.grid_epochs}")
+            if not (0 <= self.p_prune < 1 and self.n_init >= 1 and self.max_clusters >= 2):
+                raise ValueError(f"MetaFusionRec: need 0 <= p_prune < 1, n_init >= 1 and max_clusters >= 2; got "
+                                 f"p_prune={self.p_prune}, n_init={self.n_init}, max_clusters={self.max_clusters}")
 
-    def run(rho: float, epochs: int, label: str) -> CohortRun:
-        folder = None if checkpoint_dir is None else str(Path(checkpoint_dir) / label)
-        phase = dataclasses.replace(train, epochs=epochs, progress=progress, checkpoint_dir=folder)
-        config = model_config if rho == 0 else {**model_config, 'rho': rho, 'teachers': tuple(map(bool, teachers))}
-        trained = train_cohort(data, config, phase, fit, seed)
-        bar.update(1)
-        return trained
+    def cohort_config(self, **changes) -> dict:
+        "The `MetaFusionCohort` settings of this model, with `changes`."
+        return {f.name: getattr(self.config, f.name) for f in dataclasses.fields(MetaFusionCohort.Config)} | changes
 
-    runs = {0.0: run(0.0, train.epochs, 'phase1')}                           # phase 1, full budget
-    # select_teachers clusters LOSSES (the lowest cluster teaches): feed 1 - metric, so the best metric teaches
-    teachers, clusters = select_teachers(1.0 - runs[0.0].student_valid, fit.max_clusters, seed)
-    teachers = teachers if fit.adaptive else np.ones_like(teachers)
-    grid = {rho: runs[0.0] if rho == 0 and reuse else run(rho, short, f'grid-rho{rho:g}') for rho in rhos}
-    chosen = max(grid, key=lambda rho: grid[rho].ensemble_valid)            # the smallest rho on ties
-    if chosen not in runs:                                                  # phase 2 at the chosen rho, full budget
-        runs[chosen] = grid[chosen] if reuse else run(chosen, train.epochs, f'rho{chosen:g}')
-    bar.close()
-    return MetaFusionRecResult(runs[0.0].cohort, runs, grid, teachers, clusters, chosen, time.perf_counter() - start)
+    def fit_phases(self, data, train: TrainConfig, progress: bool = False) -> MetaFusionRecResult:
+        """Phase 1; teachers = the best k-means cluster of 1 - valid metric; the rho grid (0 included) on `grid_epochs`;
+        phase 2 at the rho whose committee is best on valid; a committee per run. `train`: every phase's TrainConfig."""
+        start, cfg = time.perf_counter(), self.config
+        train = dataclasses.replace(train, metric=f"cohort_{train.metric.removeprefix('cohort_')}")
+        short = train.epochs if cfg.grid_epochs is None else min(cfg.grid_epochs, train.epochs)
+        rhos = [0.0, *map(float, cfg.rho_grid)]
+        reuse = short == train.epochs                                            # grid runs are the full runs
+        bar = tqdm(total=len(rhos) if reuse else len(rhos) + 2, desc='meta fusion runs', unit='run', disable=not progress)
+        teachers = None
+
+        def run(rho: float, epochs: int, label: str) -> CohortRun:
+            folder = None if train.checkpoint_dir is None else str(Path(train.checkpoint_dir) / label)
+            phase = dataclasses.replace(train, epochs=epochs, checkpoint_dir=folder)
+            changes = {} if rho == 0 else {'rho': rho, 'teachers': tuple(map(bool, teachers))}
+            trained = train_cohort(data, self.cohort_config(**changes), phase, cfg.p_prune, cfg.n_init)
+            bar.update(1)
+            return trained
+
+        runs = {0.0: run(0.0, train.epochs, 'phase1')}                           # phase 1, full budget
+        # select_teachers clusters LOSSES (the lowest cluster teaches): feed 1 - metric, so the best metric teaches
+        teachers, clusters = select_teachers(1.0 - runs[0.0].student_valid, cfg.max_clusters, train.seed)
+        teachers = teachers if cfg.adaptive else np.ones_like(teachers)
+        grid = {rho: runs[0.0] if rho == 0 and reuse else run(rho, short, f'grid-rho{rho:g}') for rho in rhos}
+        chosen = max(grid, key=lambda rho: grid[rho].ensemble_valid)            # the smallest rho on ties
+        if chosen not in runs:                                                  # phase 2 at the chosen rho, full budget
+            runs[chosen] = grid[chosen] if reuse else run(chosen, train.epochs, f'rho{chosen:g}')
+        bar.close()
+        return MetaFusionRecResult(runs[0.0].model.cohort, runs, grid, teachers, clusters, chosen,
+                                   time.perf_counter() - start)
 
 # %% ../../nbs/22a_meta_fusion_rec_fit.ipynb #aa1f2825
-NOTEBOOK, MODEL = 'meta_fusion', 'meta_fusion'     # results/<profile>/meta_fusion/<data>/meta_fusion/seed<k>.json
-
-
 def score_comparators(result: MetaFusionRecResult, data, ks=(10, 20)) -> dict:
     "Valid and test EvalResults of the committee, the best single student and the plain average (each chosen on valid)."
     n = len(result.cohort)
@@ -190,46 +182,28 @@ def meta_fusion_summary(result: MetaFusionRecResult, comparators: dict) -> dict:
                  'eval_seconds_per_pass': float(np.mean(passes)) if passes else 0.0, 'fit_seconds': result.seconds}})
 
 
-def run_meta_fusion(data, *, profile: str | Profile = 'quick', seed: int = 0, out_dir: str | Path = 'results',
-                    epochs: int | None = None, model_config: dict | None = None, fit_config: dict | None = None,
-                    data_options: dict | None = None, force: bool = False, checkpoint_root: str | Path | None = None,
-                    progress: bool = False, log: Callable[[str], None] = print) -> RunOutcome:
-    """One Meta Fusion fit for (data, seed, profile) written in the shared schema to
-    <out_dir>/<profile>/meta_fusion/<data>/meta_fusion/seed<k>.json; reused when its config hash matches (unless `force`)."""
-    profile = get_profile(profile)
-    fit = make_config(MetaFusionRecFit, dict(fit_config or {}), 'MetaFusionRecFit')
-    config = experiment_config(data, 'meta_fusion_rec', profile=profile, seed=seed, epochs=epochs,
-                               model_config=model_config, train_config={'metric': f'cohort_{fit.metric}'},
-                               data_options=data_options)
-    config['fit'] = to_jsonable(fit)
-    digest, path = config_hash(config), result_path(out_dir, profile.name, NOTEBOOK, data.name, MODEL, seed)
-    label = f'{data.name}/{MODEL}/seed{seed}'
-    if not force and (stored := reusable_result(path, digest, profile.name)) is not None:
-        log(f"{label}: skipped, a result with this config exists (commit {stored['provenance']['commit'][:10]})")
-        return RunOutcome(stored, path, True)
-    checkpoint = resolve_path(checkpoint_root or '_build/checkpoints').joinpath(
-        profile.name, NOTEBOOK, data.name, MODEL, f'seed{int(seed)}-{digest}')
-    if force:
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    start = time.perf_counter()
-    result = fit_meta_fusion_rec(data, seed=seed, train=config['train'], model_config=model_config, fit_config=fit,
-                                 checkpoint_dir=checkpoint, progress=progress)
+@torch.no_grad()
+def _fit(self: MetaFusionRec, data, config=None, **overrides) -> FitResult:
+    """Meta Fusion's fit hook: `fit_phases`, then test scored once for each of the three rankers chosen on valid; the
+    model takes the chosen cohort's state and its committee. The result's metrics are the committee's."""
+    base = asdict(config) if isinstance(config, TrainConfig) else dict(config or {})
+    train = make_config(TrainConfig, {**base, **overrides}, 'TrainConfig')
+    with torch.enable_grad():
+        result = self.fit_phases(data, train, progress=train.progress)
     rankers = score_comparators(result, data)
-    extra, chosen = meta_fusion_summary(result, rankers), result.chosen.fit
-    summary = FitResult(best_epoch=chosen.best_epoch, epochs_run=chosen.epochs_run, stopped_early=chosen.stopped_early,
-                        valid=rankers['ensemble']['valid'], test=rankers['ensemble']['test'], history=chosen.history,
-                        train_seconds_per_epoch=extra['cost']['seconds_per_epoch'],
-                        eval_seconds=extra['cost']['eval_seconds_per_pass'],
-                        peak_memory_mb=max(run.fit.peak_memory_mb for run in result.trained()), config=config,
-                        resumed_from=chosen.resumed_from)
-    record = result_record(summary, notebook=NOTEBOOK, dataset=data.name, model=MODEL, seed=seed, profile=profile.name,
-                           config=config, wall_seconds=time.perf_counter() - start, device=config['train']['device'])
-    record['valid_curve'] = valid_curve(chosen.history, f'max_{fit.metric}')   # the best student at each epoch
-    record['meta_fusion'] = extra
-    write_json_atomic(path, validate_result(record))
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    test = {name: rankers[name]['test'].metrics['recall@20'] for name in rankers}
-    log(f"{label}: test recall@20 {test['ensemble']:.4f} (committee of {len(result.chosen.committee)}/"
-        f"{len(result.cohort)} at rho {result.rho:g}; best student {test['best_student']:.4f}, plain average "
-        f"{test['average']:.4f}), {record['provenance']['wall_seconds']:.1f} s")
-    return RunOutcome(record, path, False)
+    summary, chosen = meta_fusion_summary(result, rankers), result.chosen
+    self.load_state_dict(chosen.model.state_dict())                    # the chosen cohort at each student's best
+    self.divergence = chosen.model.divergence.clone()
+    self.ensemble_weights.copy_(torch.as_tensor(np.isin(np.arange(self.n_students), chosen.committee), dtype=torch.float))
+    self.chosen_rho, self.teachers = result.rho, result.teachers
+    peak = max(run.fit.peak_memory_mb for run in result.trained())
+    return FitResult(best_epoch=chosen.fit.best_epoch, epochs_run=chosen.fit.epochs_run,
+                     stopped_early=chosen.fit.stopped_early, valid=rankers['ensemble']['valid'],
+                     test=rankers['ensemble']['test'], history=chosen.fit.history,
+                     train_seconds_per_epoch=summary['cost']['seconds_per_epoch'],
+                     eval_seconds=summary['cost']['eval_seconds_per_pass'], peak_memory_mb=peak, config=asdict(train),
+                     resumed_from=chosen.fit.resumed_from, curve_metric=f'max_{train.metric}',
+                     sections={'meta_fusion': summary})
+
+MetaFusionRec.fit = _fit
+_fit.__name__, _fit.__qualname__ = 'fit', 'MetaFusionRec.fit'
