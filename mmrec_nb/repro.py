@@ -17,7 +17,7 @@ from .records import (  # noqa: F401 (the record layer, re-exported: `from mmrec
 
 # %% auto #0
 __all__ = ['registered_models', 'experiment_config', 'valid_curve', 'ranking_body', 'run_experiment', 'progress_logger',
-           'dataset_unavailable', 'load_dataset_or_none', 'data_labels', 'run_grid']
+           'dataset_unavailable', 'load_dataset_or_none', 'data_labels', 'run_grid', 'run_study', 'stored_study']
 
 # %% ../nbs/04_repro.ipynb #3676fef5
 def _train_kwargs(profile: Profile, seed: int, epochs: int | None, train_config: dict | None) -> dict:
@@ -177,3 +177,44 @@ def run_grid(*, notebook: str, datasets, models, profile: str | Profile = 'quick
                         train_config=(train_configs or {}).get(model), data_options=shared | options, dataset=label,
                         variant=variant, force=force, checkpoint_root=checkpoint_root, log=log))
     return outcomes
+
+# %% ../nbs/04_repro.ipynb #4c6f2bab
+def run_study(*, notebook: str, model: str, settings: dict, replications: int, config: Callable[[str, Any, int], dict],
+              compute: Callable[[str, Any, int], dict], profile: str | Profile = 'full', out_dir: str | Path = 'results',
+              force: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> list[RunOutcome]:
+    """A paper's own (non-ranking) study through the same skip rule and writer: for every setting and replication
+    0..replications-1, `store_run` with `config(name, setting, rep)` and `compute(name, setting, rep)` -> the body
+    (its `metrics` and anything else), filed as dataset = setting name, seed = replication, task 'study'."""
+    from tqdm import tqdm
+    if isinstance(replications, bool) or not isinstance(replications, int) or replications < 1:
+        raise ValueError(f"replications must be an integer >= 1, got {replications!r}")
+    profile = get_profile(profile)
+    jobs = [(name, rep) for name in settings for rep in range(replications)]
+    bar = tqdm(jobs, desc=f'{notebook}: {model}', unit='run', disable=not progress)
+    outcomes = []
+    for name, rep in bar:
+        identity = {'task': 'study', 'profile': profile.name, 'notebook': notebook, 'dataset': name, 'model': model,
+                    'variant': None, 'seed': rep}
+        outcomes.append(store_run(result_path(out_dir, profile.name, notebook, name, model, rep), identity=identity,
+                                  config=config(name, settings[name], rep), force=force, log=lambda line: None,
+                                  compute=lambda: compute(name, settings[name], rep)))
+        bar.set_postfix(reused=sum(o.skipped for o in outcomes), ran=sum(not o.skipped for o in outcomes), refresh=False)
+    return outcomes
+
+
+def stored_study(*, notebook: str, model: str, settings: dict, replications: int,
+                 config: Callable[[str, Any, int], dict], profile: str | Profile = 'full',
+                 out_dir: str | Path = 'results') -> list[dict]:
+    "The records `run_study` with the same arguments would reuse; a missing or stale file is a FileNotFoundError naming it."
+    profile, records, missing = get_profile(profile), [], []
+    for name, setting in settings.items():
+        for rep in range(replications):
+            path = result_path(out_dir, profile.name, notebook, name, model, rep)
+            record = reusable_result(path, config_hash(config(name, setting, rep)), profile.name)
+            (records.append(record) if record is not None else missing.append(f'{name}/{model}/seed{rep}.json'))
+    if missing:
+        shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
+        raise FileNotFoundError(f"{len(missing)} study result(s) missing or stale under "
+                                f"{result_path(out_dir, profile.name, notebook, '_', model, 0).parents[2]} ({shown}); "
+                                f"run run_study with the same arguments first")
+    return records

@@ -9,8 +9,7 @@ import torch
 
 from mmrec_nb.models.meta_fusion import LatentBank, divergence_weights
 from mmrec_nb.models.meta_fusion_fit import CohortTrainConfig, MetaFusion
-from mmrec_nb.models.meta_fusion_study import (curve_outcome, load_study, paired_outcome, result_file,
-                                               run_synthetic_study, trend_outcome, verdict)
+from mmrec_nb.models.meta_fusion_study import curve_outcome, paired_outcome, trend_outcome, verdict
 from mmrec_nb.models.meta_fusion_synth import (SETTINGS, StudyConfig, SyntheticSetting, cooperative_loss,
                                                fit_cooperative, make_synthetic, mutual_learning_phase,
                                                predict_cooperative, split_rows)
@@ -124,50 +123,6 @@ def test_mutual_learning_phase_reproduces_meta_fusion():
     uniform = mutual_learning_phase(fit, divergence_weights(np.ones(len(fit.cohort), bool)), 0.5,
                                     bank['train'], y['train'], bank['valid'], y['valid'])
     assert fit.teachers.all() or not np.allclose(uniform['val_losses'], again['val_losses'])
-
-
-def test_runner_skips_matching_results_and_reruns_on_change(tmp_path):
-    catalog = {'tiny': TINY}
-    first = run_synthetic_study(catalog, 2, tmp_path, config=TINY_CONFIG, progress=False)
-    assert [r['status'] for r in first] == ['ran', 'ran']
-    stored = json.loads(result_file(tmp_path, 'tiny', 1).read_text())
-    assert stored['config']['seeds'] == {'data': 1001, 'model': 1} and stored['config_hash'] == first[1]['config_hash']
-    assert {'commit', 'date', 'wall_seconds', 'cpu_seconds', 'versions'} <= set(stored['provenance'])
-    assert stored['details']['rows'] == {'train': 120, 'valid': 60, 'test': 60}
-    mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob('*.json')}
-    second = run_synthetic_study(catalog, 2, tmp_path, config=TINY_CONFIG, progress=False)
-    assert [r['status'] for r in second] == ['reused', 'reused']
-    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob('*.json')} == mtimes
-    assert second[0]['metrics'] == first[0]['metrics']
-    third = run_synthetic_study(catalog, 3, tmp_path, config=TINY_CONFIG, progress=False)      # only rep 2 is new
-    assert [r['status'] for r in third] == ['reused', 'reused', 'ran']
-    result_file(tmp_path, 'tiny', 2).write_text('{not json')                                  # a torn file is rerun
-    assert [r['status'] for r in run_synthetic_study(catalog, 3, tmp_path, config=TINY_CONFIG,
-                                                     progress=False)] == ['reused', 'reused', 'ran']
-    study = load_study(catalog, 3, tmp_path, config=TINY_CONFIG)
-    assert set(study['errors']['method']) >= {'early', 'late', 'intermediate', 'cooperative', 'meta_fusion'}
-    assert set(study['curves']['rho']) == {0.0, 0.5} and len(study['records']) == 3
-    changed = dataclasses.replace(TINY_CONFIG, epochs=2)
-    assert [r['status'] for r in run_synthetic_study(catalog, 1, tmp_path, config=changed, progress=False)] == ['ran']
-    assert [r['status'] for r in run_synthetic_study(catalog, 1, tmp_path, config=changed, force=True,
-                                                     progress=False)] == ['ran']
-    with pytest.raises(FileNotFoundError, match='tiny_rep1.json'):
-        load_study(catalog, 2, tmp_path, config=changed)                                    # rep 1 has the old config
-    with pytest.raises(FileNotFoundError, match='tiny_rep0.json'):
-        load_study(catalog, 1, tmp_path, config=TINY_CONFIG)                                # rep 0 was overwritten
-
-
-def test_runner_rejects_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match='settings'):
-        run_synthetic_study(['linear-noisy', 'no-such-setting'], 1, tmp_path)
-    with pytest.raises(ValueError, match='settings'):
-        run_synthetic_study([], 1, tmp_path)
-    with pytest.raises(ValueError, match='settings'):
-        run_synthetic_study({'bad': 'linear'}, 1, tmp_path)
-    for bad in (0, -2, 1.5, True, '3'):
-        with pytest.raises(ValueError, match='replications'):
-            run_synthetic_study('linear-noisy', bad, tmp_path)
-    assert not list(tmp_path.iterdir())                                                    # nothing was written
 
 
 def test_paired_outcome_rule():

@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from mmrec_nb import repro, tables
+from mmrec_nb import records, repro, tables
 
 
 def make_record(model='bprmf', seed=0, recall20=0.2, *, dataset='toy', profile='quick', notebook='baselines',
@@ -14,8 +14,8 @@ def make_record(model='bprmf', seed=0, recall20=0.2, *, dataset='toy', profile='
     "A hand-made record in the result schema; every metric is recall20 / 2 except recall@20 itself."
     metrics = {name: recall20 / 2 for name in repro.METRICS} | {'recall@20': recall20}
     config = {'model': model, 'model_config': {'dim': 64}, 'train': {'seed': seed}, 'data': {'name': dataset}}
-    return {'schema_version': repro.SCHEMA_VERSION, 'notebook': notebook, 'dataset': dataset, 'model': model,
-            'seed': seed, 'profile': profile, 'config_hash': repro.config_hash(config), 'config': config,
+    return {'schema_version': repro.SCHEMA_VERSION, 'task': 'ranking', 'notebook': notebook, 'dataset': dataset,
+            'model': model, 'variant': None, 'seed': seed, 'profile': profile, 'config_hash': repro.config_hash(config), 'config': config,
             'metrics': {'valid': dict(metrics), 'test': dict(metrics)}, 'best_epoch': 2, 'epochs_run': len(curve),
             'stopped_early': False, 'train_seconds_per_epoch': 0.5, 'eval_seconds': 0.1, 'peak_memory_mb': 10.0,
             'valid_curve': {'metric': 'recall@20', 'epoch': list(range(1, len(curve) + 1)), 'value': list(curve)},
@@ -74,7 +74,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
         stream.write('{"metrics": {"recall@20": 0.')  # a prefix reaches the temp file, then the write dies
         raise OSError('disk full')
 
-    monkeypatch.setattr(repro.json, 'dump', dump_half_then_fail)
+    monkeypatch.setattr(records.json, 'dump', dump_half_then_fail)
     with pytest.raises(OSError, match='disk full'):
         repro.write_json_atomic(target, make_record())
     assert list(target.parent.iterdir()) == []            # neither the target nor a temp file
@@ -82,7 +82,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     good = make_record()
     repro.write_json_atomic(target, good)
-    monkeypatch.setattr(repro.json, 'dump', dump_half_then_fail)
+    monkeypatch.setattr(records.json, 'dump', dump_half_then_fail)
     with pytest.raises(OSError):
         repro.write_json_atomic(target, make_record(recall20=0.9))
     assert repro.read_result(target) == good               # the old file survives intact
@@ -169,13 +169,11 @@ def test_reusable_result(tmp_path):
 
 @pytest.fixture(scope='module')
 def tiny_data():
-    pytest.importorskip('mmrec_nb.train')
     from mmrec_nb.data import load_dataset
     return load_dataset('synthetic')
 
 
 def test_run_experiment_skip_and_force(tmp_path, tiny_data):
-    pytest.importorskip('mmrec_nb.models.baselines')
     kwargs = dict(notebook='baselines', profile='quick', seed=0, out_dir=tmp_path / 'results', epochs=1,
                   checkpoint_root=tmp_path / 'ckpt', log=lambda line: None)
     first = repro.run_experiment(tiny_data, 'bprmf', **kwargs)
@@ -197,7 +195,6 @@ def test_run_experiment_skip_and_force(tmp_path, tiny_data):
 
 
 def test_unavailable_dataset_is_a_note(tmp_path):
-    pytest.importorskip('mmrec_nb.data')
     notes = []
     assert repro.load_dataset_or_none('lastfm2k', log=notes.append, data_root=str(tmp_path)) is None
     assert 'lastfm2k' in notes[0] and 'skipped' in notes[0]

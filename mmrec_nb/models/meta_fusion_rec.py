@@ -13,32 +13,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..evaluate import evaluate
-from .baselines import batch_ids
+from ..layers import batch_ids, modality_names
 from .meta_fusion import (
     LatentBank, Student, bank_blocks, build_cohort, divergence_weights, mutual_learning_loss)
 from ..train import Recommender, Trainer
 
 # %% auto #0
-__all__ = ['COHORTS', 'item_modalities', 'extractor_sizes', 'rec_cohort', 'student_label', 'student_kind', 'CohortProjection',
-           'MetaFusionCohort', 'ensemble_embeddings', 'greedy_committee', 'committee_value', 'student_metrics',
-           'copy_students', 'CohortTrainer']
+__all__ = ['COHORTS', 'extractor_sizes', 'rec_cohort', 'student_label', 'student_kind', 'CohortProjection', 'MetaFusionCohort',
+           'ensemble_embeddings', 'greedy_committee', 'committee_value', 'student_metrics', 'copy_students',
+           'CohortTrainer']
 
 # %% ../../nbs/22_meta_fusion_rec.ipynb #31f345f4
 COHORTS = ('compact', 'product')
-
-
-def item_modalities(data, modalities=None) -> list[str]:
-    "The names of `data.features` to use (None: all), checked: present and one row per item."
-    available = list(getattr(data, 'features', None) or {})
-    names = available if modalities is None else [modalities] if isinstance(modalities, str) else list(modalities)
-    missing = [name for name in names if name not in available]
-    if not available or missing or not names:
-        raise ValueError(f"MetaFusionCohort: modalities {missing or names} not in dataset {data.name!r}; "
-                         f"available: {available or 'none (the model needs item features)'}")
-    bad = [name for name in names if data.features[name].shape[0] != data.n_items]
-    if bad:
-        raise ValueError(f"MetaFusionCohort: features {bad} of dataset {data.name!r} do not have one row per item")
-    return names
 
 
 def extractor_sizes(dims: dict, sizes: Sequence[int], n_items: int) -> dict[str, list[int]]:
@@ -157,7 +143,7 @@ class MetaFusionCohort(Recommender):
         for name in [name for name, ok in checks.items() if not ok]:
             raise ValueError(f"MetaFusionCohort: bad {name}={getattr(cfg, name)!r} (need embedding_dim >= 1, rho >= 0, "
                              f"temperature > 0, n_candidates >= 2, reg_weight >= 0, sizes non-empty and >= 1)")
-        features = {m: data.features[m].float() for m in item_modalities(data, cfg.modalities)}
+        features = {m: data.features[m].float() for m in modality_names(data, cfg.modalities, owner=type(self).__name__)}
         sizes = extractor_sizes({m: x.shape[1] for m, x in features.items()}, cfg.sizes, self.n_items)
         self.latent = LatentBank(sizes, cfg.extractor).fit(features)               # eq. (mf-bank), item features only
         self.register_buffer('bank', self.latent.transform(features), persistent=False)   # b_i: data, not checkpointed

@@ -3,127 +3,13 @@
 # %% ../../nbs/21a_meta_fusion_study.ipynb #33a89b2d
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import time
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from tqdm import tqdm
-
-from .. import repro
-from .meta_fusion_synth import SETTINGS, StudyConfig, SyntheticSetting, run_replication
 
 # %% auto #0
-__all__ = ['STUDY_VERSION', 'OUTCOMES', 'VERDICTS', 'run_config', 'result_file', 'run_synthetic_study', 'load_study',
-           'paired_outcome', 'trend_outcome', 'curve_outcome', 'verdict']
-
-# %% ../../nbs/21a_meta_fusion_study.ipynb #b62fae3b
-STUDY_VERSION = 1          # bump when a code change alters the numbers, so old result files are recomputed
-
-
-def _setting_catalog(settings) -> dict:
-    "Names -> SyntheticSetting: a name, a list of names from SETTINGS, or a dict of name -> SyntheticSetting."
-    if isinstance(settings, Mapping):
-        catalog = dict(settings)
-        wrong = [name for name, s in catalog.items() if not isinstance(s, SyntheticSetting)]
-        if wrong:
-            raise ValueError(f"settings: values must be SyntheticSetting, not for {wrong}")
-    else:
-        names = [settings] if isinstance(settings, str) else list(settings)
-        unknown = [name for name in names if name not in SETTINGS]
-        if unknown:
-            raise ValueError(f"settings: unknown setting name(s) {unknown}; known: {list(SETTINGS)}")
-        catalog = {name: SETTINGS[name] for name in names}
-    if not catalog:
-        raise ValueError("settings: no setting given")
-    return catalog
-
-
-def _replication_ids(replications) -> list[int]:
-    if isinstance(replications, bool) or not isinstance(replications, (int, np.integer)) or replications < 1:
-        raise ValueError(f"replications must be an integer >= 1, got {replications!r}")
-    return list(range(int(replications)))
-
-
-def run_config(name: str, setting: SyntheticSetting, replication: int, config: StudyConfig) -> dict:
-    "What one result depends on; its hash keys the result file."
-    return {'study': 'meta_fusion_synthetic', 'study_version': STUDY_VERSION,
-            'setting': {'name': name, **dataclasses.asdict(setting)}, 'replication': int(replication),
-            'seeds': {'data': config.data_seed + replication, 'model': config.model_seed + replication},
-            'study_config': dataclasses.asdict(config)}
-
-
-def result_file(out_dir, name: str, replication: int) -> Path:
-    return repro.resolve_path(out_dir) / f"{name}_rep{int(replication)}.json"
-
-
-def _matching_record(path: Path, digest: str) -> dict | None:
-    "The record at `path` if it is readable JSON with config hash `digest`, else None."
-    try:
-        record = json.loads(path.read_text(encoding='utf-8'))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get('config_hash') == digest else None
-
-
-def run_synthetic_study(settings, replications: int, out_dir, force: bool = False, config: StudyConfig | None = None,
-                        progress: bool = True) -> list[dict]:
-    """Run (or reuse) replications 0..replications-1 of every setting; one JSON per (setting, replication) in out_dir.
-    Returns the records, each with 'status' ('ran' or 'reused'; not stored)."""
-    catalog, reps = _setting_catalog(settings), _replication_ids(replications)
-    config = config or StudyConfig()
-    jobs = [(name, rep) for name in catalog for rep in reps]
-    counts, records = {'ran': 0, 'reused': 0}, []
-    bar = tqdm(jobs, desc='meta fusion synthetic', unit='run', disable=not progress)
-    for name, rep in bar:
-        run = run_config(name, catalog[name], rep, config)
-        digest, path = repro.config_hash(run), result_file(out_dir, name, rep)
-        record = None if force else _matching_record(path, digest)
-        status = 'reused' if record is not None else 'ran'
-        if record is None:
-            start, cpu_start = time.perf_counter(), time.process_time()
-            outcome = run_replication(catalog[name], rep, config)
-            provenance = {**repro.provenance(wall_seconds=time.perf_counter() - start),
-                          'cpu_seconds': round(time.process_time() - cpu_start, 3)}   # wall time depends on the load
-            record = repro.to_jsonable({'config_hash': digest, 'config': run, **outcome, 'provenance': provenance})
-            repro.write_json_atomic(path, record)
-        counts[status] += 1
-        bar.set_postfix(counts, refresh=False)                             # redrawn at tqdm's own pace
-        records.append({**record, 'status': status})
-    return records
-
-
-def load_study(settings, replications: int, out_dir, config: StudyConfig | None = None) -> dict:
-    """The stored results of exactly these settings, replications and config: {'errors': one row per (setting,
-    replication, method), 'curves': one row per (setting, replication, variant, rho), 'records'}. Missing or stale
-    files are a FileNotFoundError naming them."""
-    import pandas as pd
-    catalog, reps = _setting_catalog(settings), _replication_ids(replications)
-    config = config or StudyConfig()
-    records, missing = [], []
-    for name in catalog:
-        for rep in reps:
-            path = result_file(out_dir, name, rep)
-            record = _matching_record(path, repro.config_hash(run_config(name, catalog[name], rep, config)))
-            (records.append(record) if record is not None else missing.append(path.name))
-    if missing:
-        shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
-        raise FileNotFoundError(f"{len(missing)} result file(s) missing or stale in {repro.resolve_path(out_dir)} "
-                                f"({shown}); run run_synthetic_study with the same arguments first")
-    errors, curves = [], []
-    for record in records:
-        setting = record['config']['setting']
-        key = {'setting': setting['name'], 'signal': setting['signal'], 'informative': setting['informative'],
-               'noise_z': setting['noise_z'], 'replication': record['config']['replication']}
-        errors += [{**key, 'method': m, 'test_mse': v} for m, v in record['metrics']['test_mse'].items()]
-        for kind in ('rho_curve', 'student_curve'):
-            for variant, curve in record['metrics'][kind].items():
-                curves += [{**key, 'variant': variant if kind == 'rho_curve' else f'students_{variant}',
-                            'rho': float(r), 'test_mse': v} for r, v in curve.items()]
-    return {'errors': pd.DataFrame(errors), 'curves': pd.DataFrame(curves), 'records': records}
+__all__ = ['OUTCOMES', 'VERDICTS', 'paired_outcome', 'trend_outcome', 'curve_outcome', 'verdict']
 
 # %% ../../nbs/21a_meta_fusion_study.ipynb #b61ff2d1
 OUTCOMES = ('win', 'tie', 'loss')
