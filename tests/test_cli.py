@@ -26,10 +26,11 @@ def test_usage_errors(argv, message, capsys):
 
 
 def test_unknown_model(capsys):
-    pytest.importorskip('mmrec_nb.train')
     assert cli.main(['repro', '--model', 'bprmf', 'nosuchmodel']) == 2
     err = capsys.readouterr().err
-    assert 'unknown model(s) nosuchmodel' in err
+    assert 'unknown model(s) nosuchmodel; registered: ' in err
+    registered = err.split('registered: ')[1].strip().split(', ')   # every model module was imported to list them
+    assert {'bprmf', 'lightgcn', 'vbpr', 'metammf_mf', 'metammf_gcn'} <= set(registered)
 
 
 def test_help_and_list(capsys):
@@ -90,7 +91,6 @@ def test_progress_follower(tmp_path, capsys):
 
 def test_repro_papermill_end_to_end(tmp_path, capsys):
     "The real thing: papermill runs nbs/repro/baselines on synthetic data for one epoch, via the CLI."
-    pytest.importorskip('mmrec_nb.models.baselines')
     out, build, empty = tmp_path / 'results', tmp_path / 'build', tmp_path / 'no_data'
     empty.mkdir()
     argv = ['repro', '--only', 'baselines', '--dataset', 'synthetic', 'lastfm2k', '--epochs', '1',
