@@ -12,12 +12,14 @@ import torch
 from .sources import (
     TEXT_MODEL, DataError, DataWarning, embed_texts, find_data_root, year_features,
     _find_inter, _keep_first, _read_ml100k, _read_mmrec, _read_recbole, _read_table)
+from .synthetic import generate
 
 _all_ = ['DataError', 'DataWarning', 'TEXT_MODEL', 'embed_texts', 'find_data_root', 'year_features']
 
 # %% auto #0
-__all__ = ['SPLITS', 'RecDataset', 'split_random', 'split_temporal', 'split_cold_start', 'normalize_features', 'load_dataset',
-           'synthetic', 'DataError', 'DataWarning', 'TEXT_MODEL', 'embed_texts', 'find_data_root', 'year_features']
+__all__ = ['SPLITS', 'BUILTIN_DATASETS', 'RecDataset', 'split_random', 'split_temporal', 'split_cold_start', 'normalize_features',
+           'load_dataset', 'synthetic', 'DataError', 'DataWarning', 'TEXT_MODEL', 'embed_texts', 'find_data_root',
+           'year_features']
 
 # %% ../nbs/00_data.ipynb #0fc2d879
 SPLITS = ('train', 'valid', 'test')
@@ -245,18 +247,44 @@ def _finish_features(raw: dict, normalize, source) -> tuple[dict, dict]:
                          'raw_median_row_norm': float(np.median(np.linalg.norm(x, axis=1)))}
     return features, provenance
 
-# %% ../nbs/00_data.ipynb #7bb53dd8
+# %% ../nbs/00_data.ipynb #a8f5b3a3
+def _from_raw(raw: dict, name: str, *, split, seed, normalize, modalities=None, duplicates='drop',
+              ratios=(0.8, 0.1, 0.1), cold_share=0.2) -> RecDataset:
+    """A RecDataset from a source's raw record (a reader of `mmrec_nb.sources`, or `mmrec_nb.synthetic.generate`):
+    repeated pairs dropped, split `split` (None: 'given' when the source has one, else 'random'), modalities chosen
+    and normalised, and what was done recorded in `info`."""
+    source = raw['path'] or raw['source']                      # what error messages name
+    keep = _keep_first(raw['pairs'], source, duplicates)
+    pairs = raw['pairs'][keep]
+    times = None if raw['times'] is None else raw['times'][keep]
+    given = None if raw['given'] is None else raw['given'][keep]
+    kind = split or ('given' if given is not None else 'random')
+    label, cold = _split_labels(kind, pairs, times, given, seed, source, ratios, cold_share)
+    chosen = _select(list(raw['features']), modalities, source)
+    features, provenance = _finish_features({m: raw['features'][m] for m in chosen}, normalize, source)
+    info = {'source': raw['source'], **({'path': str(source)} if raw['path'] else {}), 'split': kind, 'seed': seed,
+            'modalities': provenance, 'duplicates_dropped': int((~keep).sum()), **raw['info']}
+    if kind == 'random':
+        info['ratios'] = list(ratios)
+    if kind == 'cold':
+        info['cold_share'] = cold_share
+    return _assemble(name, raw['n_users'], raw['n_items'], pairs, times, label, features, raw['titles'], cold,
+                     info, source, raw.get('ground_truth'))
+
+# %% ../nbs/00_data.ipynb #f5cc9c1c
+BUILTIN_DATASETS = {'ml100k': 'ml100k', 'ml-100k': 'ml100k', 'synthetic': 'synthetic'}  # name -> canonical name
 _OPTIONS = {'duplicates': 'drop', 'ratios': (0.8, 0.1, 0.1), 'cold_share': 0.2, 'cache': None}
 
 
 def load_dataset(name_or_path, *, split=None, seed=2024, normalize='l2', modalities=None,
                  data_root=None, **options) -> RecDataset:
-    """Load 'ml100k', 'synthetic', a folder under the data root (e.g. 'lastfm2k'), or a path to an MMRec
-    or RecBole folder / .inter file. split: 'given' (MMRec default) | 'random' (default otherwise) |
+    """Load a name of BUILTIN_DATASETS ('ml100k', 'synthetic'), a folder under the data root (e.g. 'lastfm2k'), or a
+    path to an MMRec or RecBole folder / .inter file. split: 'given' (MMRec default) | 'random' (default otherwise) |
     'temporal' | 'cold'. options: duplicates='drop'|'error', ratios, cold_share, cache (text cache dir);
     for 'synthetic' the options of `synthetic`."""
     name = str(name_or_path)
-    if name == 'synthetic':
+    builtin = BUILTIN_DATASETS.get(name)
+    if builtin == 'synthetic':
         extra = {} if modalities is None else {'modalities': modalities}
         return synthetic(seed=seed, split=split or 'random', normalize=normalize, **extra, **options)
     unknown = sorted(set(options) - set(_OPTIONS))
@@ -265,9 +293,9 @@ def load_dataset(name_or_path, *, split=None, seed=2024, normalize='l2', modalit
     opts = {**_OPTIONS, **options}
     for how in (normalize.values() if isinstance(normalize, dict) else [normalize]):
         normalize_features(np.ones((1, 1)), how)  # rejects an unknown normalisation early
-    if name in ('ml100k', 'ml-100k'):
+    if builtin == 'ml100k':
         raw = _read_ml100k(opts['cache'])
-        name = 'ml100k'
+        name = builtin
     else:
         inter = _find_inter(name, data_root)
         table = _read_table(inter)
@@ -275,26 +303,16 @@ def load_dataset(name_or_path, *, split=None, seed=2024, normalize='l2', modalit
         raw = _read_recbole(inter, table) if recbole else _read_mmrec(inter, table)
         raw.pop('item_table', None)
         name = inter.stem
-    source = raw['path']
-    keep = _keep_first(raw['pairs'], source, opts['duplicates'])
-    pairs = raw['pairs'][keep]
-    times = None if raw['times'] is None else raw['times'][keep]
-    given = None if raw['given'] is None else raw['given'][keep]
-    kind = split or ('given' if given is not None else 'random')
-    label, cold = _split_labels(kind, pairs, times, given, seed, source, opts['ratios'], opts['cold_share'])
-    chosen = _select(list(raw['features']), modalities, source)
-    features, provenance = _finish_features({m: raw['features'][m] for m in chosen}, normalize, source)
-    info = {'source': raw['source'], 'path': str(source), 'split': kind, 'seed': seed,
-            'modalities': provenance, 'duplicates_dropped': int((~keep).sum()), **raw['info']}
-    if kind == 'random':
-        info['ratios'] = list(opts['ratios'])
-    if kind == 'cold':
-        info['cold_share'] = opts['cold_share']
-    return _assemble(name, raw['n_users'], raw['n_items'], pairs, times, label, features,
-                     raw['titles'], cold, info, source)
+    return _from_raw(raw, name, split=split, seed=seed, normalize=normalize, modalities=modalities,
+                     duplicates=opts['duplicates'], ratios=opts['ratios'], cold_share=opts['cold_share'])
 
-
-def synthetic(*args, **kwargs) -> RecDataset:
-    "Synthetic data with known ground truth: see `mmrec_nb.synthetic.synthetic` (notebook 00a)."
-    from mmrec_nb.synthetic import synthetic as generate
-    return generate(*args, **kwargs)
+# %% ../nbs/00_data.ipynb #275ddfbb
+def synthetic(n_users: int = 500, n_items: int = 400, modalities=('image', 'text', 'audio'), seed: int = 0, *,
+              split: str = 'random', normalize='l2', ratios=(0.8, 0.1, 0.1), cold_share: float = 0.2,
+              **generator) -> RecDataset:
+    """Synthetic data with a known answer: `mmrec_nb.synthetic.generate(n_users, n_items, modalities, seed,
+    **generator)` (options block_dim, feature_dim, noise, nonlinear, off_group_scale, group_probs, temperature,
+    interactions_per_user), split and normalised like any source; `seed` seeds the generator and the split."""
+    raw = generate(n_users, n_items, modalities, seed, **generator)
+    return _from_raw(raw, 'synthetic', split=split, seed=seed, normalize=normalize, ratios=ratios,
+                     cold_share=cold_share)

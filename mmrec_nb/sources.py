@@ -11,9 +11,12 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported by the functions that read tables: importing the data layer stays light
+    import pandas as pd
 
 # %% auto #0
 __all__ = ['TEXT_MODEL', 'MMREC_RULE', 'RECBOLE_RULE', 'RECBOLE_TYPES', 'DataError', 'DataWarning', 'cache_dir', 'embed_texts',
@@ -30,6 +33,7 @@ class DataWarning(UserWarning):
 # %% ../nbs/00b_sources.ipynb #51a716b2
 def _read_table(path) -> pd.DataFrame:
     "A tab-separated text file with a header, every cell a string; errors name the file and the rule."
+    import pandas as pd
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -62,6 +66,7 @@ def _require(table, columns, path, rule):
 
 def _int_column(table, column, path) -> np.ndarray:
     "Column `column` as int64 ids >= 0; an error names the file, line, column and value."
+    import pandas as pd
     values = pd.to_numeric(table[column], errors='coerce').to_numpy(dtype=np.float64)
     with np.errstate(invalid='ignore'):
         bad = ~(values % 1 == 0)  # NaN (not a number) and fractions
@@ -77,6 +82,7 @@ def _int_column(table, column, path) -> np.ndarray:
 
 
 def _float_column(table, column, path) -> np.ndarray:
+    import pandas as pd
     values = pd.to_numeric(table[column], errors='coerce').to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         row = int(np.argmax(~np.isfinite(values)))
@@ -89,7 +95,10 @@ def _keep_first(pairs, path, policy) -> np.ndarray:
     "Rows to keep: the first occurrence of each (user, item); later ones dropped (warning) or an error."
     if policy not in ('drop', 'error'):
         raise DataError(f"duplicates must be 'drop' or 'error', got {policy!r}")
-    repeated = pd.DataFrame(pairs).duplicated().to_numpy()
+    pairs = np.asarray(pairs, dtype=np.int64)
+    _, first = np.unique(pairs, axis=0, return_index=True)  # the first row of each distinct (user, item)
+    repeated = np.ones(len(pairs), dtype=bool)
+    repeated[first] = False
     if repeated.any():
         msg = (f"{path}: {int(repeated.sum())} duplicate (user, item) rows, the first at line "
                f"{int(np.argmax(repeated)) + 2}")
@@ -138,6 +147,7 @@ RECBOLE_TYPES = ('token', 'token_seq', 'float', 'float_seq')
 
 
 def _read_mmrec(inter: Path, table: pd.DataFrame) -> dict:
+    import pandas as pd
     _require(table, ['userID', 'itemID'], inter, MMREC_RULE)
     users, items = _int_column(table, 'userID', inter), _int_column(table, 'itemID', inter)
     given = None
@@ -214,6 +224,7 @@ def _vocab(tokens) -> np.ndarray:
 
 def _item_fields(path, table, types, rows, n_items) -> tuple[dict, list | None]:
     "Feature matrices (float, float_seq, multi-hot token_seq) and titles from a RecBole .item table."
+    import pandas as pd
     features, titles = {}, None
     for name, kind in types.items():
         column = table[name]
@@ -244,6 +255,7 @@ def _item_fields(path, table, types, rows, n_items) -> tuple[dict, list | None]:
 
 
 def _read_recbole(inter: Path, table: pd.DataFrame) -> dict:
+    import pandas as pd
     table, types = _atomic(inter, table)
     _require(table, ['user_id', 'item_id'], inter, RECBOLE_RULE)
     item_path = inter.with_suffix('.item')
@@ -276,6 +288,7 @@ def _read_recbole(inter: Path, table: pd.DataFrame) -> dict:
 # %% ../nbs/00b_sources.ipynb #da933b1a
 def year_features(years) -> tuple[np.ndarray, list[str]]:
     "Release-year features [z-scored year, one-hot decade, year missing]; a missing year: z=0, no decade, flag 1."
+    import pandas as pd
     year = pd.to_numeric(pd.Series(list(years)), errors='coerce').to_numpy(dtype=np.float64)
     known = np.isfinite(year)
     z = np.zeros(len(year))
@@ -288,6 +301,7 @@ def year_features(years) -> tuple[np.ndarray, list[str]]:
 
 
 def _read_ml100k(cache=None) -> dict:
+    import pandas as pd
     try:
         dist = importlib.metadata.distribution('recbole')
     except importlib.metadata.PackageNotFoundError:
@@ -312,6 +326,12 @@ def _read_ml100k(cache=None) -> dict:
     return raw
 
 # %% ../nbs/00b_sources.ipynb #7e226aa4
+def _root_candidates() -> list[Path]:
+    "Where a data root is looked for without MMREC_DATA: shared/data beside the repository, then beside the cwd."
+    repo = Path(importlib.util.find_spec('mmrec_nb').origin).parent.parent
+    return [repo.parent / 'shared' / 'data', Path.cwd().parent / 'shared' / 'data']
+
+
 def find_data_root(data_root=None) -> Path:
     "The shared data folder: `data_root`, else $MMREC_DATA, else <repo>/../shared/data, else ../shared/data."
     chosen = data_root if data_root is not None else os.environ.get('MMREC_DATA')
@@ -321,8 +341,7 @@ def find_data_root(data_root=None) -> Path:
             raise DataError(f"data root {chosen} (from {origin}) is not a folder; pass data_root= or set "
                             f"MMREC_DATA to the folder that holds the dataset folders")
         return Path(chosen)
-    repo = Path(importlib.util.find_spec('mmrec_nb').origin).parent.parent
-    tried = [repo.parent / 'shared' / 'data', Path.cwd().parent / 'shared' / 'data']
+    tried = list(dict.fromkeys(_root_candidates()))  # the two are one folder when the cwd is the repository
     for root in tried:
         if root.is_dir():
             return root

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import DataError, RecDataset, _assemble, _finish_features, _split_labels
+from .sources import DataError
 
 # %% auto #0
-__all__ = ['synthetic']
+__all__ = ['generate']
 
 # %% ../nbs/00a_synthetic.ipynb #fa9b686b
 def _per_modality(value, names, what) -> dict:
@@ -21,13 +21,13 @@ def _per_modality(value, names, what) -> dict:
     return dict(value)
 
 
-def synthetic(n_users: int = 500, n_items: int = 400, modalities=('image', 'text', 'audio'), seed: int = 0, *,
-              block_dim: int = 8, feature_dim=32, noise=0.5, nonlinear: bool = True,
-              off_group_scale: float = 0.5, group_probs=None, temperature: float = 0.3,
-              interactions_per_user: float = 20, split: str = 'random', normalize='l2',
-              ratios=(0.8, 0.1, 0.1), cold_share: float = 0.2) -> RecDataset:
-    """Users and items from block latent factors, eqs. (syn-factors)-(syn-view); item i's preference
-    signal lives in modality group g_i. `ground_truth` holds u, v, g, blocks, projections W_m, noise."""
+def generate(n_users: int = 500, n_items: int = 400, modalities=('image', 'text', 'audio'), seed: int = 0, *,
+             block_dim: int = 8, feature_dim=32, noise=0.5, nonlinear: bool = True,
+             off_group_scale: float = 0.5, group_probs=None, temperature: float = 0.3,
+             interactions_per_user: float = 20) -> dict:
+    """Users and items from block latent factors, eqs. (syn-factors)-(syn-view); item i's preference signal lives
+    in modality group g_i. A raw source record (interactions, raw features; `mmrec_nb.data.synthetic` splits and
+    normalises it) with `ground_truth`: u, v, g, blocks, projections W_m, noise, affinity."""
     names = [modalities] if isinstance(modalities, str) else list(modalities)
     if not names or len(set(names)) != len(names):
         raise DataError(f"synthetic: modalities must be distinct names, got {names}")
@@ -57,16 +57,12 @@ def synthetic(n_users: int = 500, n_items: int = 400, modalities=('image', 'text
         raw[name] = ((np.tanh(clean) if nonlinear else clean)
                      + sigma[name] * rng.standard_normal((n_items, dims[name])))  # x_i^(m), eq. (syn-view)
         projections[name] = torch.from_numpy(proj).float()
-    label, cold = _split_labels(split, pairs, times, None, seed, 'synthetic', ratios, cold_share)
-    features, provenance = _finish_features(raw, normalize, 'synthetic')
     ground_truth = {'user_factors': torch.from_numpy(user_factors).float(),
                     'item_factors': torch.from_numpy(item_factors).float(),
                     'item_group': torch.from_numpy(group).long(), 'modalities': names, 'blocks': blocks,
                     'noise': sigma, 'projections': projections,
                     'affinity': torch.from_numpy(affinity).float()}
-    info = {'source': 'synthetic', 'split': split, 'seed': seed, 'modalities': provenance,
-            'params': {'block_dim': width, 'nonlinear': nonlinear, 'off_group_scale': off_group_scale,
-                       'group_probs': group_probs, 'temperature': temperature,
-                       'interactions_per_user': interactions_per_user}}
-    return _assemble('synthetic', n_users, n_items, pairs, times, label, features, None, cold, info,
-                     'synthetic', ground_truth)
+    params = {'block_dim': width, 'nonlinear': nonlinear, 'off_group_scale': off_group_scale,
+              'group_probs': group_probs, 'temperature': temperature, 'interactions_per_user': interactions_per_user}
+    return dict(source='synthetic', path=None, pairs=pairs, times=times, given=None, n_users=n_users,
+                n_items=n_items, features=raw, titles=None, info={'params': params}, ground_truth=ground_truth)

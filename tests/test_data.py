@@ -1,6 +1,8 @@
 """Tests of mmrec_nb.data / mmrec_nb.sources / mmrec_nb.synthetic: bad input, real counts, split rules."""
 import importlib.metadata
 import json
+import subprocess
+import sys
 import time
 import warnings
 
@@ -9,8 +11,9 @@ import pytest
 import torch
 
 from mmrec_nb import sources
-from mmrec_nb.data import (DataError, DataWarning, RecDataset, embed_texts, find_data_root, load_dataset,
-                           split_cold_start, split_random, split_temporal, synthetic)
+from mmrec_nb.data import (BUILTIN_DATASETS, DataError, DataWarning, RecDataset, embed_texts, find_data_root,
+                           load_dataset, split_cold_start, split_random, split_temporal, synthetic)
+from mmrec_nb.synthetic import generate
 
 # A valid MMRec interaction file: 4 users, 5 items, every split non-empty.
 GOOD_INTER = ('userID\titemID\trating\tx_label\n'
@@ -141,6 +144,37 @@ def test_missing_paths_and_roots(tmp_path, monkeypatch):
         load_dataset('nosuchdata')
     with pytest.raises(TypeError, match="unknown option.*'shuffle'"):
         load_dataset('ml100k', shuffle=True)
+
+
+def test_data_root_message_names_each_folder_once(tmp_path, monkeypatch):
+    "Run from the repository, both default candidates are the same folder: the message must list it once."
+    monkeypatch.delenv('MMREC_DATA', raising=False)
+    missing, other = tmp_path / 'shared' / 'data', tmp_path / 'elsewhere' / 'data'
+    monkeypatch.setattr(sources, '_root_candidates', lambda: [missing, missing])
+    with pytest.raises(DataError) as caught:
+        find_data_root()
+    assert str(caught.value).startswith(f'no data root found (tried {missing}); set the environment variable MMREC_DATA')
+    monkeypatch.setattr(sources, '_root_candidates', lambda: [missing, other])
+    with pytest.raises(DataError) as caught:
+        find_data_root()
+    assert f'(tried {missing}, {other});' in str(caught.value)
+    other.mkdir(parents=True)
+    assert find_data_root() == other                              # the first candidate that exists
+
+
+def test_builtin_names():
+    assert BUILTIN_DATASETS == {'ml100k': 'ml100k', 'ml-100k': 'ml100k', 'synthetic': 'synthetic'}
+    assert load_dataset('ml-100k', modalities=['genre']).name == 'ml100k'
+    assert load_dataset('synthetic', n_users=30, n_items=20, modalities=('a',)).name == 'synthetic'
+
+
+def test_importing_the_data_layer_and_models_stays_light():
+    "No table, plotting, notebook or sklearn library at import time: they cost memory and seconds in every run."
+    heavy = ('pandas', 'matplotlib', 'sklearn', 'IPython', 'papermill')
+    code = ('import sys; import mmrec_nb.data, mmrec_nb.synthetic, mmrec_nb.layers, mmrec_nb.models.baselines; '
+            f'print(sorted(name for name in {heavy!r} if name in sys.modules))')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == '[]', done.stdout
 
 
 def test_ml100k_without_recbole_names_the_fix(monkeypatch):
@@ -350,6 +384,24 @@ def test_synthetic_ground_truth():
     assert small.n_users == 60 and set(small.features) == {'a', 'b'} and len(small.test) == 60
     with pytest.raises(DataError, match='noise must name exactly'):
         synthetic(noise={'image': 0.1})
+    with pytest.raises(TypeError, match='nosie'):
+        synthetic(nosie=0.1)                                       # a mistyped generator option is an error
+
+
+def test_synthetic_is_the_generator_split_and_normalised():
+    "synthetic() = generate() + the loader's split and normalisation: the same interactions, L2 rows, seeded split."
+    raw = generate(80, 60, ('a', 'b'), seed=2)
+    data = synthetic(80, 60, ('a', 'b'), seed=2, split='cold', cold_share=0.25)
+    pair_keys = [np.sort(np.asarray(pairs)[:, 0] * 60 + np.asarray(pairs)[:, 1])
+                 for pairs in (raw['pairs'], data.interactions()[0])]
+    assert np.array_equal(*pair_keys)
+    assert raw['path'] is None and raw['given'] is None and set(raw['features']) == {'a', 'b'}
+    x = raw['features']['b']
+    assert torch.allclose(data.features['b'], torch.from_numpy(x / np.linalg.norm(x, axis=1, keepdims=True)).float(),
+                          atol=1e-6)
+    assert torch.equal(data.ground_truth['item_group'], raw['ground_truth']['item_group'])
+    assert len(data.cold_items) == round(0.25 * len(np.unique(raw['pairs'][:, 1])))
+    assert data.info['split'] == 'cold' and data.info['cold_share'] == 0.25 and data.info['params']['block_dim'] == 8
 
 
 def _auc(scores, labels):
