@@ -29,7 +29,7 @@ except ImportError:
     resource = None
 
 # %% auto #0
-__all__ = ['VOLATILE_KEYS', 'EarlyStopping', 'TrainConfig', 'TrainingDiverged', 'FitResult', 'Trainer']
+__all__ = ['VOLATILE_KEYS', 'RESUME_KEYS', 'EarlyStopping', 'TrainConfig', 'TrainingDiverged', 'FitResult', 'Trainer']
 
 # %% ../nbs/02_train.ipynb #b2c0de01
 from .recommender import MODELS, NegativeSampler, Recommender, bpr_loss, build_model, make_config  # noqa: F401
@@ -86,7 +86,22 @@ class TrainConfig:
             self.checkpoint_dir = str(self.checkpoint_dir)
 
 
-VOLATILE_KEYS = ('progress', 'checkpoint_dir', 'checkpoint_every')  # cannot change a run's result
+# The one list of config keys that cannot change a run's result: `mmrec_nb.repro` leaves them out of a result's config
+# hash, the trainer out of its checkpoint fingerprint (but see RESUME_KEYS). Each, and why it changes no number:
+VOLATILE_KEYS = frozenset({
+    'progress',                # a progress bar: output only
+    'checkpoint_dir',          # where snapshots are written; a resumed run ends with an uninterrupted run's numbers
+    'checkpoint_every',        # how often: writing a snapshot reads the state and changes none of it
+    'device',                  # where the same computation runs: the same experiment, equal up to float rounding
+    'find_unused_parameters',  # DDP's search for parameters without a gradient: the gradients are the same
+    'data_root',               # where a data set's folder is found, not what it holds (name, options, sizes say that)
+    'info',                    # the loader's report on what it read (paths, versions): an output, not an input
+})
+# Volatile keys a resumed run must still share with its checkpoint. `device`: the checkpoint holds the random state of
+# the device it ran on (CUDA's generator), which another device cannot continue, so a run resumed elsewhere would give
+# neither device's numbers. `find_unused_parameters`: harmless to change, but every checkpoint written so far carries
+# it in its fingerprint, and leaving it out would refuse them all.
+RESUME_KEYS = frozenset({'device', 'find_unused_parameters'})
 
 
 class TrainingDiverged(RuntimeError):
@@ -162,7 +177,7 @@ class Trainer:
         train = self.data.split('train')
         self.sampler = NegativeSampler(train, self.data.n_users, self.data.n_items, cfg.n_neg)
         self.stopper, self.history, self.best_state, self.finished = EarlyStopping(cfg.patience), [], None, False
-        self.fingerprint = run_fingerprint(self.model, self.data, cfg, ignore=VOLATILE_KEYS)
+        self.fingerprint = run_fingerprint(self.model, self.data, cfg, ignore=VOLATILE_KEYS - RESUME_KEYS)
         resumed_from = self._resume()
         epoch = resumed_from or 0
         show = (cfg.progress and self.context.is_main and not os.environ.get('CI') and sys.stderr.isatty())
