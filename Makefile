@@ -25,7 +25,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: all setup test test-fast test-seeds book repro export clean-nbs check-clean bench distclean
+.PHONY: all setup test test-fast test-seeds readme book repro export clean-nbs check-clean bench distclean
 
 all: test
 
@@ -66,6 +66,10 @@ test: check-clean
 # Every test seeds its own randomness: the suite passes whatever state the global RNGs start in.
 test-seeds:
 	for seed in $(SEEDS); do MMREC_TEST_SEED=$$seed $(MAKE) test || exit 1; done
+
+# README.md is the markdown of nbs/index.ipynb; tests/test_readme.py fails when they differ.
+readme:
+	$(PYTHON) tests/scripts/readme.py
 
 # pytest only (skips the export check and the notebook run)
 test-fast: $(STAMP)
