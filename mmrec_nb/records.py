@@ -17,11 +17,10 @@ SPLITS = ('valid', 'test')
 TASKS = ('ranking', 'study')   # a recommender's run; a replication of a paper's non-ranking study
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'METRICS', 'SPLITS', 'TASKS', 'PROFILES', 'VOLATILE_KEYS', 'Profile', 'get_profile', 'project_root',
-           'resolve_path', 'result_path', 'as_list', 'portable', 'to_jsonable', 'config_hash', 'git_commit',
-           'same_commit', 'package_versions', 'platform_info', 'utc_now', 'provenance', 'write_json_atomic',
-           'validate_result', 'read_result', 'example_record', 'reusable_result', 'RunOutcome', 'run_label',
-           'store_run']
+__all__ = ['SCHEMA_VERSION', 'METRICS', 'SPLITS', 'TASKS', 'PROFILES', 'Profile', 'get_profile', 'project_root', 'resolve_path',
+           'result_path', 'as_list', 'portable', 'to_jsonable', 'config_hash', 'git_commit', 'same_commit',
+           'package_versions', 'platform_info', 'utc_now', 'provenance', 'write_json_atomic', 'validate_result',
+           'read_result', 'example_record', 'reusable_result', 'RunOutcome', 'run_label', 'store_run']
 
 # %% ../nbs/04_records.ipynb #62409b7d
 @dataclass(frozen=True)
@@ -128,8 +127,7 @@ def portable(obj: Any, anchors: list[tuple[str, Path]] | None = None) -> Any:
     return '<elsewhere>/' + '/'.join(path.parts[-2:])
 
 # %% ../nbs/04_records.ipynb #2fc5175d
-VOLATILE_KEYS = frozenset({'checkpoint_dir', 'checkpoint_every', 'progress', 'device', 'find_unused_parameters',
-                           'data_root', 'info'})
+from .train import VOLATILE_KEYS  # noqa: E402 (the one list of keys that cannot change a result)
 
 def to_jsonable(obj: Any) -> Any:
     "`obj` as plain JSON values: dataclasses -> dicts, tuples -> lists, numpy/torch -> Python, NaN/inf -> None."
