@@ -165,6 +165,8 @@ def summary_text(summary, metrics, digits: int = 4) -> str:
     blocks = []
     for (profile, dataset), rows in summary.groupby(['profile', 'dataset'], sort=True):
         table = pd.DataFrame({'notebook': rows['notebook'], 'model': rows['model']})
+        if 'variant' in rows and rows['variant'].ne('').any():      # an ablation's named config overrides
+            table['variant'] = rows['variant'].replace('', '-')
         for name in metrics:
             table[name.removeprefix('test_')] = [
                 f'{mean:.{digits}f}' + ('' if pd.isna(std) else f' ± {std:.{digits}f}')
