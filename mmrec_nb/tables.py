@@ -13,7 +13,7 @@ from .records import METRICS, PROFILES, SPLITS, as_list, git_commit, read_result
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'DEFAULT_METRICS', 'result_row', 'result_files', 'load_records', 'load_results', 'summarize',
-           'prefer_profile', 'leaderboard_table', 'provenance_note', 'mean_curves']
+           'prefer_profile', 'preferred_runs', 'leaderboard_table', 'provenance_note', 'mean_curves']
 
 # %% ../nbs/04a_tables.ipynb #23400801
 _RUN_COLUMNS = ('profile', 'notebook', 'dataset', 'model', 'variant', 'seed', 'commit', 'date', 'config_hash', 'best_epoch',
@@ -78,13 +78,23 @@ def summarize(df, metrics=DEFAULT_METRICS, by=tuple(_KEYS)):
     return out.reset_index()
 
 # %% ../nbs/04a_tables.ipynb #011dfafb
-def prefer_profile(summary, order=('full', 'quick')):
-    "Per (dataset, notebook, model, variant), the row of the first profile in `order` that has results."
+def _best_profile(frame, per, order):
+    "Per group `per` of `frame`, the profile first in `order` that the group has: a Series aligned with `frame`."
     rank = {name: position for position, name in enumerate(order)}
-    kept = summary[summary['profile'].isin(list(rank))].copy()
-    kept['_rank'] = kept['profile'].map(rank)
-    kept = kept.sort_values('_rank').drop_duplicates(['dataset', 'notebook', 'model', 'variant'], keep='first')
-    return kept.drop(columns='_rank').sort_values(['dataset', 'notebook', 'model', 'variant'], ignore_index=True)
+    ranks = frame['profile'].map(rank)
+    return ranks == ranks.groupby([frame[column] for column in per]).transform('min')
+
+def prefer_profile(summary, order=('full', 'quick')):
+    "Per (dataset, notebook, model, variant), the `summarize` row of the first profile in `order` that has results."
+    keys = ['dataset', 'notebook', 'model', 'variant']
+    kept = summary[summary['profile'].isin(list(order))]
+    return kept[_best_profile(kept, keys, order)].sort_values(keys, ignore_index=True)
+
+def preferred_runs(runs, per=('dataset',), order=('full', 'quick')):
+    """The run rows (of `load_results`) of the best profile each group `per` has: by default one profile per data set,
+    full over quick, so that a chapter never compares a quick run with a full one by accident."""
+    kept = runs[runs['profile'].isin(list(order))]
+    return kept[_best_profile(kept, list(per), order)].reset_index(drop=True)
 
 def _metric_label(column: str) -> str:
     split, name = column.split('_', 1)
