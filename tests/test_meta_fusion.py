@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmrec_nb.models.meta_fusion import (LatentBank, PCAExtractor, StudentCohort, View, build_cohort,
-                                         divergence_weights, input_masks, mutual_learning_loss, select_teachers,
-                                         task_loss)
-from mmrec_nb.models.meta_fusion_fit import (CohortTrainConfig, MetaFusion, ensemble_loss, ensemble_predict,
-                                             ensemble_selection, fit_cohort, inverse_loss_weights)
+from mmrec_nb.models.meta_fusion.cohort import (LatentBank, PCAExtractor, StudentCohort, View, build_cohort,
+                                                divergence_weights, input_masks, mutual_learning_loss, select_teachers,
+                                                task_loss)
+from mmrec_nb.models.meta_fusion.learning import (CohortTrainConfig, MetaFusion, ensemble_loss, ensemble_predict,
+                                                  ensemble_selection, fit_cohort, inverse_loss_weights)
 
 
 def views(modality, sizes, raw_width, start=0):

@@ -10,9 +10,10 @@ import torch
 from mmrec_nb.data import synthetic
 from mmrec_nb.repro import read_result, result_path, run_experiment
 from mmrec_nb.train import TrainConfig, bpr_loss, build_model
-from mmrec_nb.models.meta_fusion_rec import (CohortTrainer, MetaFusionCohort, ensemble_embeddings, greedy_committee,
-                                             rec_cohort, student_kind, student_metrics)
-from mmrec_nb.models.meta_fusion_rec_fit import MetaFusionRec
+from mmrec_nb.models.meta_fusion.learning import greedy_committee
+from mmrec_nb.models.meta_fusion.ranking import (CohortTrainer, MetaFusionCohort, ensemble_embeddings, rec_cohort,
+                                                 student_kind, student_metrics)
+from mmrec_nb.models.meta_fusion.ranking_fit import MetaFusionRec
 
 
 @pytest.fixture(scope='module')

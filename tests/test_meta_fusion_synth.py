@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmrec_nb.models.meta_fusion import LatentBank, divergence_weights
-from mmrec_nb.models.meta_fusion_fit import CohortTrainConfig, MetaFusion
-from mmrec_nb.models.meta_fusion_study import curve_outcome, paired_outcome, trend_outcome, verdict
-from mmrec_nb.models.meta_fusion_synth import (SETTINGS, StudyConfig, SyntheticSetting, cooperative_loss,
-                                               fit_cooperative, make_synthetic, mutual_learning_phase,
-                                               predict_cooperative, split_rows)
+from mmrec_nb.models.meta_fusion.cohort import LatentBank, divergence_weights
+from mmrec_nb.models.meta_fusion.learning import CohortTrainConfig, MetaFusion
+from mmrec_nb.models.meta_fusion.study_rules import curve_outcome, paired_outcome, trend_outcome, verdict
+from mmrec_nb.models.meta_fusion.synthetic import (SETTINGS, StudyConfig, SyntheticSetting, cooperative_loss,
+                                                   fit_cooperative, make_synthetic, mutual_learning_phase,
+                                                   predict_cooperative, split_rows)
 
 torch.set_num_threads(1)
 TINY = SyntheticSetting('nonlinear', 'both', n=240, dim_x=24, dim_z=16, shared=2, specific=2)
