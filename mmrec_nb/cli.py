@@ -10,11 +10,19 @@ from pathlib import Path
 
 from . import repro, tables
 
-BUILTIN_DATASETS = ('ml100k', 'lastfm2k', 'synthetic')
 
 
 class UsageError(ValueError):
     "A command-line argument that cannot work (unknown notebook, dataset, model or metric)."
+
+
+def import_papermill():
+    "papermill, or a UsageError naming the extra that brings it with the kernel and the plotting the notebooks need."
+    try:
+        import papermill
+    except ImportError:
+        raise UsageError('`mmrec-nb repro` needs papermill, ipykernel and matplotlib: pip install "mmrec-nb[repro]"') from None
+    return papermill
 
 
 def repro_dir(root: str | Path | None = None) -> Path:
@@ -33,7 +41,7 @@ def discover_notebooks(folder: str | Path | None = None) -> dict[str, Path]:
 
 def notebook_parameters(path: str | Path) -> dict:
     "The `parameters` cell of a notebook as {name: default value}."
-    import papermill
+    papermill = import_papermill()
     declared = papermill.inspect_notebook(str(path))
     values = {}
     for name, spec in declared.items():
@@ -46,19 +54,20 @@ def notebook_parameters(path: str | Path) -> dict:
 
 def check_datasets(names: list[str], data_root: str | None = None) -> list[str]:
     "Dataset arguments for the notebook: built-in names and folders under the data root as they are, other folders made absolute; else a UsageError."
-    from mmrec_nb.data import DataError, find_data_root
+    from mmrec_nb.data import BUILTIN_DATASETS, SHARED_DATASETS, DataError, find_data_root
+    KNOWN = (*BUILTIN_DATASETS, *SHARED_DATASETS)  # a shared one without its data is skipped later, with a note
     try:
         shared = sorted(path.name for path in find_data_root(data_root).iterdir() if path.is_dir())
     except DataError:
         shared = []
     checked = []
     for name in names:
-        if name in BUILTIN_DATASETS or name in shared:
+        if name in KNOWN or name in shared:
             checked.append(name)
         elif Path(name).expanduser().exists():
             checked.append(str(Path(name).expanduser().resolve()))
         else:
-            choices = ', '.join(sorted(set(BUILTIN_DATASETS) | set(shared)))
+            choices = ', '.join(sorted(set(KNOWN) | set(shared)))
             raise UsageError(f"unknown dataset {name!r}: not one of {choices} and not a folder or .inter file")
     return checked
 
@@ -72,7 +81,7 @@ def check_models(names: list[str]) -> list[str]:
     return names
 
 # %% auto #0
-__all__ = ['BUILTIN_DATASETS', 'UsageError', 'repro_dir', 'discover_notebooks', 'notebook_parameters', 'check_datasets',
+__all__ = ['UsageError', 'import_papermill', 'repro_dir', 'discover_notebooks', 'notebook_parameters', 'check_datasets',
            'check_models', 'ProgressFollower', 'cmd_repro', 'summary_text', 'cmd_results', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #69fd9066
@@ -136,7 +145,7 @@ def cmd_repro(args) -> int:
         args.dataset = check_datasets(args.dataset, args.data_root)
     if args.model:
         check_models(args.model)
-    import papermill
+    papermill = import_papermill()
     selected = {args.only: notebooks[args.only]} if args.only else notebooks
     build = repro.resolve_path(args.build) / 'repro' / args.profile
     jobs = [(name, path, _papermill_parameters(args, notebook_parameters(path), build / f'{name}.log'))

@@ -17,9 +17,9 @@ from .synthetic import generate
 _all_ = ['DataError', 'DataWarning', 'TEXT_MODEL', 'embed_texts', 'find_data_root', 'year_features']
 
 # %% auto #0
-__all__ = ['SPLITS', 'BUILTIN_DATASETS', 'RecDataset', 'split_random', 'split_temporal', 'split_cold_start', 'normalize_features',
-           'load_dataset', 'synthetic', 'DataError', 'DataWarning', 'TEXT_MODEL', 'embed_texts', 'find_data_root',
-           'year_features']
+__all__ = ['SPLITS', 'BUILTIN_DATASETS', 'SHARED_DATASETS', 'RecDataset', 'split_random', 'split_temporal', 'split_cold_start',
+           'normalize_features', 'load_dataset', 'synthetic', 'DataError', 'DataWarning', 'TEXT_MODEL', 'embed_texts',
+           'find_data_root', 'year_features']
 
 # %% ../nbs/00_data.ipynb #0fc2d879
 SPLITS = ('train', 'valid', 'test')
@@ -273,6 +273,7 @@ def _from_raw(raw: dict, name: str, *, split, seed, normalize, modalities=None, 
 
 # %% ../nbs/00_data.ipynb #f5cc9c1c
 BUILTIN_DATASETS = {'ml100k': 'ml100k', 'ml-100k': 'ml100k', 'synthetic': 'synthetic'}  # name -> canonical name
+SHARED_DATASETS = ('lastfm2k',)    # folders under the data root that the book's reproductions name
 _OPTIONS = {'duplicates': 'drop', 'ratios': (0.8, 0.1, 0.1), 'cold_share': 0.2, 'cache': None}
 
 

@@ -119,8 +119,8 @@ def progress_logger(progress_file: str | Path | None = None) -> Callable[[str], 
 
 def dataset_unavailable(name: str, data_root: str | Path | None = None) -> str | None:
     "Why `name` cannot be loaded on this machine (a bare name whose folder is not under the data root), else None."
-    from mmrec_nb.data import DataError, find_data_root
-    if name in ('ml100k', 'ml-100k', 'synthetic') or len(Path(name).parts) != 1 or Path(name).expanduser().exists():
+    from mmrec_nb.data import BUILTIN_DATASETS, DataError, find_data_root
+    if name in BUILTIN_DATASETS or len(Path(name).parts) != 1 or Path(name).expanduser().exists():
         return None  # built in, or a path that load_dataset reports on itself
     try:
         folder = find_data_root(data_root) / name

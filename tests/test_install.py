@@ -110,8 +110,6 @@ def test_console_script_runs(installed, tmp_path):
     assert done.returncode == 0 and 'no results under' in done.stdout, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason='nbs/05_cli.ipynb imports papermill bare: the error names the module, not the '
-                                       'extra (mmrec-nb[repro]) that brings papermill, ipykernel and matplotlib')
 def test_repro_without_papermill_names_the_extra(installed):
     python, _ = installed
     done = run([python.with_name('mmrec-nb'), 'repro', '--list'], cwd=ROOT)   # in the checkout: nbs/repro/ exists
