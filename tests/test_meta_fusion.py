@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmrec_nb.models.meta_fusion.cohort import (LatentBank, PCAExtractor, StudentCohort, View, build_cohort,
                                                 divergence_weights, input_masks, mutual_learning_loss, select_teachers,
                                                 task_loss)
-from mmrec_nb.models.meta_fusion.learning import (CohortTrainConfig, MetaFusion, ensemble_loss, ensemble_predict,
+from mmrec_nb.models.meta_fusion.learning import (CohortTrainConfig, MetaFusionPredictor, ensemble_loss, ensemble_predict,
                                                   ensemble_selection, fit_cohort, inverse_loss_weights)
 
 
@@ -147,15 +147,15 @@ def test_meta_fusion_end_to_end_and_config():
     y = (h[:, 0] > 0).long()
     part = lambda r: {m: v[r] for m, v in data.items()}
     tr, va, te = slice(0, 200), slice(200, 250), slice(250, 300)
-    model = MetaFusion(sizes={'x': [2], 'z': [2]}, task='classification', hidden=(16,), epochs=8, lr=1e-2,
-                       rho_grid=(1.0,)).fit(part(tr), y[tr], part(va), y[va])
+    model = MetaFusionPredictor(sizes={'x': [2], 'z': [2]}, task='classification', hidden=(16,), epochs=8, lr=1e-2,
+                                rho_grid=(1.0,)).fit(part(tr), y[tr], part(va), y[va])
     assert set(model.runs) == {0.0, 1.0} and model.rho in model.runs
     probs = model.predict(part(te))
     torch.testing.assert_close(probs.sum(1), torch.ones(50))
     assert float((probs.argmax(1) == y[te]).float().mean()) > 0.8
     assert len(model.summary()) == 8 and not any(r['teacher'] for r in model.summary() if r['student'].startswith('z'))
     with pytest.raises(TypeError, match='unknown config key'):
-        MetaFusion(sizes={}, rhos=(1,))
+        MetaFusionPredictor(sizes={}, rhos=(1,))
 
 
 def test_owners_follow_parameters(two_modalities):

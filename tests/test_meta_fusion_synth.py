@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from mmrec_nb.models.meta_fusion.cohort import LatentBank, divergence_weights
-from mmrec_nb.models.meta_fusion.learning import CohortTrainConfig, MetaFusion
+from mmrec_nb.models.meta_fusion.learning import CohortTrainConfig, MetaFusionPredictor
 from mmrec_nb.models.meta_fusion.study_rules import curve_outcome, paired_outcome, trend_outcome, verdict
 from mmrec_nb.models.meta_fusion.synthetic import (SETTINGS, StudyConfig, SyntheticSetting, cooperative_loss,
-                                                   fit_cooperative, make_synthetic, mutual_learning_phase,
-                                                   predict_cooperative, split_rows)
+                                                   fit_cooperative, make_synthetic, predict_cooperative,
+                                                   split_rows)
 
 torch.set_num_threads(1)
 TINY = SyntheticSetting('nonlinear', 'both', n=240, dim_x=24, dim_z=16, shared=2, specific=2)
@@ -109,19 +109,19 @@ def test_fit_cooperative_on_additive_data():
         fit_cooperative(bank.views, b[:300], y[:300], b[300:400], y[300:400], (-1.0,))
 
 
-def test_mutual_learning_phase_reproduces_meta_fusion():
+def test_run_phase_reproduces_meta_fusion():
     data = make_synthetic(TINY, seed=4)
     rows = split_rows(TINY.n, seed=4)
     part = lambda p: {m: data[m][rows[p]] for m in ('x', 'z')}
     y = {p: data['y'][rows[p]].reshape(-1, 1) for p in rows}
-    fit = MetaFusion(sizes={'x': [2], 'z': [2]}, hidden=(8,), epochs=4, lr=1e-2, rho_grid=(0.5,)).fit(
+    fit = MetaFusionPredictor(sizes={'x': [2], 'z': [2]}, hidden=(8,), epochs=4, lr=1e-2, rho_grid=(0.5,)).fit(
         part('train'), y['train'], part('valid'), y['valid'])
     bank = {p: fit.bank.transform(part(p)) for p in rows}
-    again = mutual_learning_phase(fit, fit.d, 0.5, bank['train'], y['train'], bank['valid'], y['valid'])
+    again = fit.run_phase(0.5, fit.d, bank['train'], y['train'], bank['valid'], y['valid'])
     np.testing.assert_allclose(again['val_losses'], fit.runs[0.5]['val_losses'], rtol=1e-6)
     assert again['weights'].tolist() == fit.runs[0.5]['weights'].tolist()
-    uniform = mutual_learning_phase(fit, divergence_weights(np.ones(len(fit.cohort), bool)), 0.5,
-                                    bank['train'], y['train'], bank['valid'], y['valid'])
+    uniform = fit.run_phase(0.5, divergence_weights(np.ones(len(fit.cohort), bool)),
+                            bank['train'], y['train'], bank['valid'], y['valid'])
     assert fit.teachers.all() or not np.allclose(uniform['val_losses'], again['val_losses'])
 
 

@@ -10,12 +10,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .cohort import (TASKS, LatentBank, StudentCohort, build_cohort, divergence_weights,
-                                                mutual_learning_loss, predictions, select_teachers, task_loss)
+from .cohort import (
+    TASKS, LatentBank, StudentCohort, build_cohort, divergence_weights,
+    mutual_learning_loss, predictions, select_teachers, task_loss)
 
 # %% auto #0
-__all__ = ['CohortTrainConfig', 'fit_cohort', 'ensemble_loss', 'ensemble_predict', 'inverse_loss_weights', 'greedy_committee',
-           'ensemble_selection', 'MetaFusionConfig', 'MetaFusion']
+__all__ = ['CohortTrainConfig', 'train_students', 'fit_cohort', 'ensemble_loss', 'ensemble_predict', 'inverse_loss_weights',
+           'greedy_committee', 'ensemble_selection', 'MetaFusionPredictorConfig', 'MetaFusionPredictor']
 
 # %% ../../../nbs/20a_meta_fusion_fit.ipynb #3578679e
 @dataclass
@@ -28,46 +29,60 @@ class CohortTrainConfig:
     seed: int = 0
 
 
-def fit_cohort(students: StudentCohort, bank: torch.Tensor, target: torch.Tensor, val_bank: torch.Tensor,
-               val_target: torch.Tensor, task: str = 'regression', rho: float = 0.0, d: torch.Tensor | None = None,
-               config: CohortTrainConfig | None = None) -> dict:
-    """Minimise sum_i L_i of eq. (mf-aml) (rho = 0: phase 1). Each student ends at its own best-validation state.
-    Returns {'val_losses': (S,) numpy, 'best_epochs': (S,), 'history': per-epoch mean train / val loss}."""
+def train_students(students: StudentCohort, bank: torch.Tensor, val_bank: torch.Tensor,
+                   loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                   val_loss: Callable[[torch.Tensor], torch.Tensor], config: CohortTrainConfig | None = None,
+                   group: torch.Tensor | None = None) -> dict:
+    """The chapter's one epoch loop for a cohort on bank rows: Adam on `loss(outputs (S, b, o), rows)` (the students'
+    summed objective on a batch), then `val_loss(outputs on val_bank)` -> (G,), one value per group of students;
+    `group` (S,) maps each student to its group (default: its own). Each group ends at its best-validation state.
+    Returns {'val_losses': (G,) numpy, 'best_epochs': (G,), 'history': per-epoch train / val loss per group}."""
     config = config or CohortTrainConfig()
+    group = torch.arange(students.n_students) if group is None else torch.as_tensor(group, dtype=torch.long)
+    n_groups = int(group.max()) + 1
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(students.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     params = list(students.parameters())
     best_states = [p.detach().clone() for p in params]
-    best = torch.full((students.n_students,), math.inf)
-    best_epochs = torch.zeros(students.n_students, dtype=torch.long)
+    best = torch.full((n_groups,), math.inf)
+    best_epochs = torch.zeros(n_groups, dtype=torch.long)
     history = []
     for epoch in range(1, config.epochs + 1):
         students.train()
         total = 0.0
         for rows in torch.randperm(len(bank), generator=generator).split(config.batch_size):
-            outputs = students(bank[rows])
-            loss = task_loss(outputs, target[rows], task).sum()            # sum_i l_i
-            if rho > 0 and d is not None:
-                loss = loss + rho * mutual_learning_loss(outputs, d, task).sum()   # + rho * eq. (mf-aml)
+            value = loss(students(bank[rows]), rows)
             optimizer.zero_grad()
-            loss.backward()
+            value.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(rows)
+            total += float(value.detach()) * len(rows)
         students.eval()
         with torch.no_grad():
-            val = task_loss(students(val_bank), val_target, task)
+            val = val_loss(students(val_bank))
             improved = val < best
             best = torch.where(improved, val, best)
             best_epochs[improved] = epoch
             for state, p, owner in zip(best_states, params, students.owners()):
-                rows = improved[owner]                                      # rows of students that improved
+                rows = improved[group][owner]                               # rows of students whose group improved
                 state[rows] = p.detach()[rows]
-        history.append({'epoch': epoch, 'train_loss': total / len(bank) / students.n_students,
-                        'val_loss': float(val.mean())})
+        history.append({'epoch': epoch, 'train_loss': total / len(bank) / n_groups, 'val_loss': float(val.mean())})
     with torch.no_grad():
         for state, p in zip(best_states, params):
             p.copy_(state)
     return {'val_losses': best.numpy(), 'best_epochs': best_epochs.numpy(), 'history': history}
+
+# %% ../../../nbs/20a_meta_fusion_fit.ipynb #8c2abba3
+def fit_cohort(students: StudentCohort, bank: torch.Tensor, target: torch.Tensor, val_bank: torch.Tensor,
+               val_target: torch.Tensor, task: str = 'regression', rho: float = 0.0, d: torch.Tensor | None = None,
+               config: CohortTrainConfig | None = None) -> dict:
+    """Minimise sum_i L_i of eq. (mf-aml) (rho = 0: phase 1) by `train_students`; each student ends at its own
+    best-validation state. Returns {'val_losses': (S,) numpy, 'best_epochs': (S,), 'history'}."""
+    def loss(outputs, rows):
+        total = task_loss(outputs, target[rows], task).sum()                       # sum_i l_i
+        if rho > 0 and d is not None:
+            total = total + rho * mutual_learning_loss(outputs, d, task).sum()     # + rho * eq. (mf-aml)
+        return total
+    return train_students(students, bank, val_bank, loss, lambda outputs: task_loss(outputs, val_target, task), config)
 
 # %% ../../../nbs/20a_meta_fusion_fit.ipynb #d7e2505e
 def ensemble_loss(prediction: torch.Tensor, target: torch.Tensor, task: str) -> float:
@@ -119,9 +134,9 @@ def ensemble_selection(val_preds: torch.Tensor, target: torch.Tensor, task: str 
     weights[committee] = 1.0
     return weights
 
-# %% ../../../nbs/20a_meta_fusion_fit.ipynb #3096594b
+# %% ../../../nbs/20a_meta_fusion_fit.ipynb #57f57493
 @dataclass
-class MetaFusionConfig:
+class MetaFusionPredictorConfig:
     "Meta Fusion for tabular multimodal data; `sizes` maps each modality to its extractor output sizes."
     sizes: dict = field(default_factory=dict)
     task: str = 'regression'
@@ -139,12 +154,13 @@ class MetaFusionConfig:
     weight_decay: float = 0.0
     seed: int = 0
 
-
-class MetaFusion:
-    "Cohort -> phase 1 -> teachers -> phase 2 over a rho grid -> ensemble selection, all chosen on validation data."
+# %% ../../../nbs/20a_meta_fusion_fit.ipynb #3096594b
+class MetaFusionPredictor:
+    """Meta Fusion as the paper runs it, predicting a target (regression or classification) from tabular modalities:
+    cohort -> phase 1 -> teachers -> phase 2 over a rho grid -> ensemble selection, all chosen on validation data."""
     def __init__(self, **config):
         from mmrec_nb.train import make_config
-        self.config = make_config(MetaFusionConfig, config, 'MetaFusion')
+        self.config = make_config(MetaFusionPredictorConfig, config, 'MetaFusionPredictor')
         if self.config.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.config.task!r}")
 
@@ -152,33 +168,39 @@ class MetaFusion:
         y = torch.as_tensor(y)
         return y.long() if self.config.task == 'classification' else y.float().reshape(len(y), -1)
 
-    def fit(self, train: dict, y, valid: dict, y_valid) -> 'MetaFusion':
+    def fit(self, train: dict, y, valid: dict, y_valid) -> 'MetaFusionPredictor':
         cfg = self.config
         y, y_valid = self._target(y), self._target(y_valid)
         self.bank = LatentBank(cfg.sizes, cfg.extractor, seed=cfg.seed).fit(train)
         bank, val_bank = self.bank.transform(train), self.bank.transform(valid)
         self.cohort = build_cohort(self.bank.views, cfg.max_active)
-        out_dim = int(y.max()) + 1 if cfg.task == 'classification' else y.shape[1]
-        train_config = CohortTrainConfig(cfg.epochs, cfg.lr, cfg.batch_size, cfg.weight_decay, cfg.seed)
-
-        def run(rho, d):
-            students = StudentCohort(self.cohort, cfg.hidden, out_dim, seed=cfg.seed)   # same init for every phase
-            fitted = fit_cohort(students, bank, y, val_bank, y_valid, cfg.task, rho, d, train_config)
-            with torch.no_grad():
-                val_preds = predictions(students(val_bank), cfg.task)
-            weights = ensemble_selection(val_preds, y_valid, cfg.task, cfg.p_prune, cfg.n_init)
-            fitted.update(students=students, weights=weights,
-                          ensemble_val=ensemble_loss(ensemble_predict(val_preds, weights), y_valid, cfg.task))
-            return fitted
-
-        self.runs = {0.0: run(0.0, None)}                                                  # phase 1
+        self.out_dim = int(y.max()) + 1 if cfg.task == 'classification' else y.shape[1]
+        self.runs = {0.0: self.run_phase(0.0, None, bank, y, val_bank, y_valid)}           # phase 1
         self.teachers, self.clusters = select_teachers(self.runs[0.0]['val_losses'], cfg.max_clusters, cfg.seed)
         self.d = divergence_weights(self.teachers if cfg.adaptive else np.ones(len(self.cohort), bool))
         for rho in cfg.rho_grid:                                                           # phase 2
-            self.runs[float(rho)] = run(float(rho), self.d)
+            self.runs[float(rho)] = self.run_phase(float(rho), self.d, bank, y, val_bank, y_valid)
         self.rho = min(self.runs, key=lambda r: self.runs[r]['ensemble_val'])
         self.students, self.weights = self.runs[self.rho]['students'], self.runs[self.rho]['weights']
         return self
+
+    def run_phase(self, rho: float, d: torch.Tensor | None, bank: torch.Tensor, y, val_bank: torch.Tensor,
+                  y_valid) -> dict:
+        """One phase on this cohort, eq. (mf-aml) at `rho` with weights `d` (rho = 0: phase 1): fresh students from the
+        initialisation every phase shares, `fit_cohort`, ensemble selection on validation. Returns the run dict `fit`
+        stores per rho (val_losses, best_epochs, history, students, committee weights, ensemble_val); called again
+        with other `d` it reruns phase 2 alone (the uniform ablation of the synthetic study)."""
+        cfg = self.config
+        y, y_valid = self._target(y), self._target(y_valid)
+        students = StudentCohort(self.cohort, cfg.hidden, self.out_dim, seed=cfg.seed)     # same init for every phase
+        train_config = CohortTrainConfig(cfg.epochs, cfg.lr, cfg.batch_size, cfg.weight_decay, cfg.seed)
+        fitted = fit_cohort(students, bank, y, val_bank, y_valid, cfg.task, rho, d, train_config)
+        with torch.no_grad():
+            val_preds = predictions(students(val_bank), cfg.task)
+        weights = ensemble_selection(val_preds, y_valid, cfg.task, cfg.p_prune, cfg.n_init)    # eq. (mf-select)
+        fitted.update(students=students, weights=weights,
+                      ensemble_val=ensemble_loss(ensemble_predict(val_preds, weights), y_valid, cfg.task))
+        return fitted
 
     @torch.no_grad()
     def student_predictions(self, modalities: dict, rho: float | None = None) -> torch.Tensor:

@@ -10,14 +10,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .cohort import Student, StudentCohort, divergence_weights, predictions
-from .learning import (CohortTrainConfig, MetaFusion, ensemble_loss, ensemble_predict,
-                                                  ensemble_selection, fit_cohort)
+from .cohort import Student, StudentCohort, divergence_weights
+from .learning import (
+    CohortTrainConfig, MetaFusionPredictor, ensemble_predict, train_students)
 
 # %% auto #0
 __all__ = ['SIGNALS', 'INFORMATIVE', 'SETTINGS', 'NOISE_SWEEP', 'METHODS', 'SyntheticSetting', 'make_synthetic', 'split_rows',
-           'cooperative_loss', 'fit_cooperative', 'predict_cooperative', 'mutual_learning_phase', 'StudyConfig',
-           'run_replication']
+           'cooperative_loss', 'fit_cooperative', 'predict_cooperative', 'StudyConfig', 'run_replication']
 
 # %% ../../../nbs/21_meta_fusion_synthetic.ipynb #00d27491
 SIGNALS = ('linear', 'nonlinear')
@@ -120,8 +119,8 @@ def fit_cooperative(views: dict, bank: torch.Tensor, y: torch.Tensor, val_bank: 
                     rho_grid: Sequence[float], hidden: Sequence[int] = (32, 16),
                     config: CohortTrainConfig | None = None) -> dict:
     """Cooperative learning, eq. (mfs-coop): one pair of unimodal MLPs on the raw views of the two modalities of a
-    LatentBank's `views` per rho of `rho_grid`, trained together (the pairs share nothing); each pair keeps its
-    best-validation state and the rho whose f_x + f_z has the lowest validation MSE is chosen."""
+    LatentBank's `views` per rho of `rho_grid`, trained together by `train_students` (the pairs share nothing); each
+    pair keeps its best-validation state and the rho whose f_x + f_z has the lowest validation MSE is chosen."""
     if len(views) != 2:
         raise ValueError(f"views: cooperative learning here takes two modalities, got {list(views)}")
     if not len(rho_grid) or min(rho_grid) < 0:
@@ -133,54 +132,19 @@ def fit_cooperative(views: dict, bank: torch.Tensor, y: torch.Tensor, val_bank: 
     students = StudentCohort(pair * n_fits, hidden, 1, seed=config.seed)   # students 2g, 2g+1 are pair g
     rho = torch.tensor([float(r) for r in rho_grid])
     y, y_val = y.reshape(-1), y_val.reshape(-1)
-    generator = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.Adam(students.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    params = list(students.parameters())
-    best_states = [p.detach().clone() for p in params]
-    best = torch.full((n_fits,), math.inf)
-    for _ in range(config.epochs):
-        students.train()
-        for rows in torch.randperm(len(bank), generator=generator).split(config.batch_size):
-            outputs = students(bank[rows]).view(n_fits, 2, len(rows))
-            loss = cooperative_loss(outputs[:, 0], outputs[:, 1], y[rows], rho).sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        students.eval()
-        with torch.no_grad():
-            val = (students(val_bank).view(n_fits, 2, -1).sum(1) - y_val).pow(2).mean(1)   # MSE of f_x + f_z
-            improved = val < best
-            best = torch.where(improved, val, best)
-            for state, p, owner in zip(best_states, params, students.owners()):
-                rows = improved.repeat_interleave(2)[owner]                  # both students of an improved pair
-                state[rows] = p.detach()[rows]
-    with torch.no_grad():
-        for state, p in zip(best_states, params):
-            p.copy_(state)
-    chosen = int(best.argmin())
-    return {'students': students, 'val_mse': best.numpy(), 'rho': float(rho_grid[chosen]), 'chosen': chosen}
+    pairs = lambda outputs: outputs.view(n_fits, 2, -1)                   # (G, 2, n): f_x and f_z of each pair
+    loss = lambda outputs, rows: cooperative_loss(pairs(outputs)[:, 0], pairs(outputs)[:, 1], y[rows], rho).sum()
+    val_mse = lambda outputs: (pairs(outputs).sum(1) - y_val).pow(2).mean(1)          # MSE of f_x + f_z per pair
+    pair_of = torch.arange(n_fits).repeat_interleave(2)                    # both students of a pair improve together
+    fitted = train_students(students, bank, val_bank, loss, val_mse, config, group=pair_of)
+    chosen = int(fitted['val_losses'].argmin())
+    return {'students': students, 'val_mse': fitted['val_losses'], 'rho': float(rho_grid[chosen]), 'chosen': chosen}
 
 
 @torch.no_grad()
 def predict_cooperative(fitted: dict, bank: torch.Tensor) -> torch.Tensor:
     "f_x + f_z of the chosen pair, (n,)."
     return fitted['students'](bank).view(-1, 2, len(bank)).sum(1)[fitted['chosen']]
-
-# %% ../../../nbs/21_meta_fusion_synthetic.ipynb #9194e23d
-def mutual_learning_phase(fit: MetaFusion, d: torch.Tensor, rho: float, bank: torch.Tensor, y: torch.Tensor,
-                          val_bank: torch.Tensor, y_val: torch.Tensor) -> dict:
-    """Phase 2 of a fitted MetaFusion rerun with divergence weights d (S, S) and weight rho, eq. (mf-aml): the run
-    dict MetaFusion.fit stores per rho (val_losses, best_epochs, students, committee weights, ensemble_val)."""
-    cfg = fit.config
-    students = StudentCohort(fit.cohort, cfg.hidden, y.shape[1], seed=cfg.seed)    # the initialisation of every phase
-    train_config = CohortTrainConfig(cfg.epochs, cfg.lr, cfg.batch_size, cfg.weight_decay, cfg.seed)
-    fitted = fit_cohort(students, bank, y, val_bank, y_val, cfg.task, float(rho), d, train_config)
-    with torch.no_grad():
-        val_preds = predictions(students(val_bank), cfg.task)
-    weights = ensemble_selection(val_preds, y_val, cfg.task, cfg.p_prune, cfg.n_init)   # eq. (mf-select)
-    fitted.update(students=students, weights=weights,
-                  ensemble_val=ensemble_loss(ensemble_predict(val_preds, weights), y_val, cfg.task))
-    return fitted
 
 # %% ../../../nbs/21_meta_fusion_synthetic.ipynb #49736902
 @dataclass(frozen=True)
@@ -218,15 +182,15 @@ def run_replication(setting: SyntheticSetting, replication: int, config: StudyCo
     rows = split_rows(setting.n, data_seed, config.split)
     modal = {part: {m: data[m][r] for m in ('x', 'z')} for part, r in rows.items()}
     target = {part: data['y'][r].reshape(-1, 1) for part, r in rows.items()}
-    fit = MetaFusion(sizes={m: list(config.sizes) for m in ('x', 'z')}, hidden=config.hidden, epochs=config.epochs,
-                     lr=config.lr, batch_size=config.batch_size, rho_grid=config.rho_grid, p_prune=config.p_prune,
-                     seed=model_seed).fit(modal['train'], target['train'], modal['valid'], target['valid'])
+    fit = MetaFusionPredictor(sizes={m: list(config.sizes) for m in ('x', 'z')}, hidden=config.hidden,
+                              epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+                              rho_grid=config.rho_grid, p_prune=config.p_prune, seed=model_seed).fit(modal['train'], target['train'], modal['valid'], target['valid'])
     bank = {part: fit.bank.transform(modal[part]) for part in rows}
     d_uniform = divergence_weights(np.ones(len(fit.cohort), bool))
     uniform = {0.0: fit.runs[0.0]}                                             # phase 1 does not depend on d
     for rho in config.rho_grid:
-        uniform[float(rho)] = mutual_learning_phase(fit, d_uniform, rho, bank['train'], target['train'],
-                                                    bank['valid'], target['valid'])
+        uniform[float(rho)] = fit.run_phase(float(rho), d_uniform, bank['train'], target['train'],
+                                            bank['valid'], target['valid'])
     coop = fit_cooperative(fit.bank.views, bank['train'], target['train'], bank['valid'], target['valid'],
                            config.coop_grid, config.hidden,
                            CohortTrainConfig(config.epochs, config.lr, config.batch_size, 0.0, model_seed))
