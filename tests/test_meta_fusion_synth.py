@@ -9,7 +9,6 @@ import torch
 
 from mmrec_nb.models.meta_fusion.cohort import LatentBank, divergence_weights
 from mmrec_nb.models.meta_fusion.learning import CohortTrainConfig, MetaFusionPredictor
-from mmrec_nb.models.meta_fusion.study_rules import curve_outcome, paired_outcome, trend_outcome, verdict
 from mmrec_nb.models.meta_fusion.synthetic import (SETTINGS, StudyConfig, SyntheticSetting, cooperative_loss,
                                                    fit_cooperative, make_synthetic, predict_cooperative,
                                                    split_rows)
@@ -123,47 +122,3 @@ def test_run_phase_reproduces_meta_fusion():
     uniform = fit.run_phase(0.5, divergence_weights(np.ones(len(fit.cohort), bool)),
                             bank['train'], y['train'], bank['valid'], y['valid'])
     assert fit.teachers.all() or not np.allclose(uniform['val_losses'], again['val_losses'])
-
-
-def test_paired_outcome_rule():
-    win = paired_outcome([1.0, 1.1, 0.9, 1.0, 1.05], [1.2, 1.3, 1.0, 1.25, 1.2])
-    assert win['outcome'] == 'win' and win['better'] == 5 and win['p'] < 0.01
-    assert abs(win['improvement'] - 0.18) < 1e-12
-    assert paired_outcome([1.2, 1.3, 1.0, 1.25, 1.2], [1.0, 1.1, 0.9, 1.0, 1.05])['outcome'] == 'loss'
-    assert paired_outcome([1.0, 1.2, 0.9, 1.3, 1.0], [1.1, 1.1, 1.0, 1.2, 1.0])['outcome'] == 'tie'
-    assert paired_outcome([0.5] * 4, [0.5] * 4)['outcome'] == 'tie'
-    assert paired_outcome([0.4] * 4, [0.5] * 4)['outcome'] == 'win'
-    # p against scipy's paired t-test
-    from scipy import stats
-    a, b = [0.31, 0.30, 0.35, 0.29, 0.33], [0.33, 0.30, 0.36, 0.32, 0.33]
-    assert abs(paired_outcome(a, b)['p'] - stats.ttest_rel(a, b).pvalue) < 1e-12
-    with pytest.raises(ValueError):
-        paired_outcome([1.0, 2.0], [1.0])
-
-
-def test_trend_and_curve_rules():
-    assert trend_outcome([1, 2, 4, 8] * 3, [0.0, 0.1, 0.2, 0.4] * 3)['outcome'] == 'win'
-    assert trend_outcome([1, 2, 4, 8] * 3, [0.4, 0.2, 0.1, 0.0] * 3)['outcome'] == 'loss'
-    assert trend_outcome([1, 2, 3], [0.1, 0.1, 0.1])['outcome'] == 'tie'
-    base = np.array([1.0, 1.1, 1.0, 0.9, 1.0])
-    assert curve_outcome({0: base, 0.1: base - 0.1, 1: base + 0.2})['outcome'] == 'win'
-    assert curve_outcome({0: base, 0.1: base - 0.1, 1: base - 0.05})['outcome'] == 'win'   # plateau after the dip
-    assert curve_outcome({0: base, 0.1: base - 0.05, 1: base - 0.1})['outcome'] == 'tie'   # still falling at the end
-    assert curve_outcome({0: base, 0.1: base + 0.05, 1: base + 0.1})['outcome'] == 'loss'  # never falls
-    with pytest.raises(ValueError, match='rho = 0'):
-        curve_outcome({0.1: base, 1: base})
-
-
-def test_verdict_rule():
-    assert verdict(['win', 'win', 'win']) == 'holds'
-    assert verdict(['win', 'win', 'tie', 'loss']) == 'partly'
-    assert verdict(['win', 'tie', 'tie']) == 'does not hold'
-    assert verdict(['tie', 'win'], 'non-inferiority') == 'holds'
-    assert verdict(['loss', 'tie', 'win'], 'non-inferiority') == 'partly'
-    assert verdict(['loss', 'tie'], 'non-inferiority') == 'does not hold'
-    with pytest.raises(ValueError):
-        verdict([])
-    with pytest.raises(ValueError):
-        verdict(['draw'])
-    with pytest.raises(ValueError, match='kind'):
-        verdict(['win'], 'equivalence')
