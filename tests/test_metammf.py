@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmrec_nb.data import synthetic
-from mmrec_nb.models.metammf import (FORMS, FUSIONS, MetaExtractor, MetaFusion, MetaFusionLayer, MetaMMF_GCN,
+from mmrec_nb.models.metammf import (FORMS, FUSIONS, MetaExtractor, MetaFusionLearner, MetaFusionLayer, MetaMMF_GCN,
                                      MetaMMF_MF, fusion_dims)
 from mmrec_nb.ops.cp_fusion import cp_to_tensor, item_weights
 from mmrec_nb.train import MODELS, build_model
@@ -70,7 +70,7 @@ def test_dynamic_norm_exact(form):
 def test_calibrate_hits_target(form):
     torch.manual_seed(4)
     modalities = [torch.randn(40, 6), torch.randn(40, 3)]
-    stack = MetaFusion((6, 3), out_dim=4, n_layers=2, meta_dim=3, meta_hidden=8, rank=4, form=form)
+    stack = MetaFusionLearner((6, 3), out_dim=4, n_layers=2, meta_dim=3, meta_hidden=8, rank=4, form=form)
     for target in (0.1, 2.0):
         stack.calibrate(modalities, target)
         for ratio in stack.dynamic_ratios(modalities):
@@ -105,9 +105,9 @@ def test_fusion_dims_and_bad_arguments():
     with pytest.raises(ValueError, match='at least one'):
         MetaFusionLayer(3, 2, 2, 2, static=False, dynamic=False)
     with pytest.raises(ValueError, match='fusion'):
-        MetaFusion((3,), fusion='both')
+        MetaFusionLearner((3,), fusion='both')
     with pytest.raises(ValueError, match='n_layers'):
-        MetaFusion((3,), n_layers=0)
+        MetaFusionLearner((3,), n_layers=0)
 
 
 @pytest.mark.parametrize('name', ['metammf_mf', 'metammf_gcn'])

@@ -17,7 +17,6 @@ from .cohort import select_teachers
 from .learning import greedy_committee
 from .ranking import (
     CohortTrainer, MetaFusionCohort, committee_value, ensemble_embeddings, student_kind, student_label)
-from ...records import to_jsonable
 from ...train import FitResult, TrainConfig, make_config, register_model
 
 # %% auto #0
@@ -172,7 +171,7 @@ def meta_fusion_summary(result: MetaFusionRecResult, comparators: dict) -> dict:
                 'train_seconds': sum(h['train_seconds'] for h in run.fit.history)}
     rankers = {name: {key: value.metrics if isinstance(value, EvalResult) else value for key, value in entry.items()}
                for name, entry in comparators.items()}
-    return to_jsonable({
+    return {                                   # numpy arrays and tensors as they are: store_run makes the record JSON
         'students': [student_label(s) for s in result.cohort], 'kinds': [student_kind(s) for s in result.cohort],
         'teachers': result.teachers, 'clusters': result.clusters['k'],
         'teacher_rule': 'select_teachers on 1 - valid recall@20 (the k-means cluster of lowest 1 - recall teaches)',
@@ -180,7 +179,7 @@ def meta_fusion_summary(result: MetaFusionRecResult, comparators: dict) -> dict:
         'grid': [described(rho, run) for rho, run in result.grid.items()], 'rankers': rankers,
         'cost': {'n_students': len(result.cohort), 'n_parameters': result.chosen.n_parameters, 'runs': len(fits),
                  'total_epochs': epochs, 'total_train_seconds': seconds, 'seconds_per_epoch': seconds / max(epochs, 1),
-                 'eval_seconds_per_pass': float(np.mean(passes)) if passes else 0.0, 'fit_seconds': result.seconds}})
+                 'eval_seconds_per_pass': float(np.mean(passes)) if passes else 0.0, 'fit_seconds': result.seconds}}
 
 
 @torch.no_grad()
