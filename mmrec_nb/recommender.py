@@ -9,10 +9,9 @@ from dataclasses import fields
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 # %% auto #0
-__all__ = ['MODELS', 'make_config', 'Recommender', 'register_model', 'build_model', 'bpr_loss', 'NegativeSampler']
+__all__ = ['MODELS', 'make_config', 'register_model', 'import_model_modules', 'build_model', 'bpr_loss', 'NegativeSampler']
 
 # %% ../nbs/01c_recommender.ipynb #c6ee4384
 def make_config(config_cls, config: dict, owner: str):
@@ -22,46 +21,6 @@ def make_config(config_cls, config: dict, owner: str):
     if unknown:
         raise TypeError(f"{owner}: unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(known)}")
     return config_cls(**config)
-
-
-class Recommender(nn.Module):
-    """The contract every model implements: `loss(batch)` returns a dict with the total 'loss' and named
-    terms; optional `embeddings()` -> (user_emb, item_emb); `scores(users, items=None)`; `on_epoch_start`;
-    `fit(data, config)`, the one way a model is trained (default: the shared `Trainer`).
-    `Recommender.__init__(data, **config)` sets `n_users`, `n_items` and `self.config = Config(**config)`."""
-    Config = None  # subclasses: a dataclass of hyperparameters with their defaults
-
-    def __init__(self, data=None, **config):
-        super().__init__()
-        if data is not None:
-            self.n_users, self.n_items = int(data.n_users), int(data.n_items)
-        if self.Config is not None:
-            self.config = make_config(self.Config, config, type(self).__name__)
-        elif config:
-            raise TypeError(f"{type(self).__name__} has no Config, so it takes no config keys; "
-                            f"got {', '.join(sorted(config))}")
-
-    def loss(self, batch: dict) -> dict:
-        raise NotImplementedError(f"{type(self).__name__} must implement loss(batch) -> {{'loss': ...}}")
-
-    def scores(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        "Scores (len(users), len(items) or n_items); by default inner products of `embeddings()`."
-        embeddings = getattr(self, 'embeddings', None)
-        if embeddings is None:
-            raise NotImplementedError(f"{type(self).__name__} defines neither embeddings() nor scores()")
-        user_emb, item_emb = embeddings()
-        if items is not None:
-            item_emb = item_emb[items]
-        return user_emb[users] @ item_emb.T
-
-    def on_epoch_start(self, epoch: int) -> None:
-        "Called before each training epoch (1-based); the default does nothing."
-
-    def fit(self, data, config=None, **overrides):
-        """Train on `data` under `config` (a `TrainConfig` or its keys) and return a `FitResult`: the shared `Trainer`.
-        A model whose training has phases overrides this hook and returns the same kind of result."""
-        from mmrec_nb.train import Trainer  # here: train imports this module
-        return Trainer(self, data, config, **overrides).fit()
 
 # %% ../nbs/01c_recommender.ipynb #a33a5586
 MODELS: dict[str, type] = {}
@@ -81,17 +40,19 @@ def register_model(name: str):
     return decorator
 
 
-def _import_model_modules() -> None:
-    "Import every module under `mmrec_nb.models`; their `register_model` decorators fill `MODELS`."
-    import mmrec_nb.models as package
+def import_model_modules() -> dict[str, type]:
+    """Import every module under the package `mmrec_nb.models` (found by name: the core does not import chapters, it
+    discovers them); their `register_model` decorators fill `MODELS`, which is returned."""
+    package = importlib.import_module('mmrec_nb.models')
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):
         importlib.import_module(module.name)
+    return MODELS
 
 
 def build_model(name: str, data, **config) -> Recommender:
     "The model registered as `name`, built as `Model(data, **config)`."
     if name not in MODELS:
-        _import_model_modules()
+        import_model_modules()
     if name not in MODELS:
         raise KeyError(f"no model registered as {name!r}; registered: {', '.join(sorted(MODELS)) or 'none'}")
     return MODELS[name](data, **config)

@@ -26,12 +26,8 @@ def _train_kwargs(profile: Profile, seed: int, epochs: int | None, train_config:
 
 def registered_models() -> dict[str, type]:
     "The model registry after importing every module under `mmrec_nb.models` (importing a module registers its models)."
-    import importlib, pkgutil
-    import mmrec_nb.models
-    from mmrec_nb.train import MODELS
-    for module in pkgutil.walk_packages(mmrec_nb.models.__path__, 'mmrec_nb.models.'):
-        importlib.import_module(module.name)
-    return MODELS
+    from mmrec_nb.recommender import import_model_modules
+    return import_model_modules()
 
 
 def experiment_config(data, model: str, *, profile: str | Profile, seed: int, epochs: int | None = None,

@@ -29,11 +29,51 @@ except ImportError:
     resource = None
 
 # %% auto #0
-__all__ = ['VOLATILE_KEYS', 'RESUME_KEYS', 'EarlyStopping', 'TrainConfig', 'TrainingDiverged', 'FitResult', 'Trainer']
+__all__ = ['VOLATILE_KEYS', 'RESUME_KEYS', 'Recommender', 'EarlyStopping', 'TrainConfig', 'TrainingDiverged', 'FitResult',
+           'Trainer']
 
 # %% ../nbs/02_train.ipynb #b2c0de01
-from .recommender import MODELS, NegativeSampler, Recommender, bpr_loss, build_model, make_config  # noqa: F401
+from .recommender import MODELS, NegativeSampler, bpr_loss, build_model, make_config  # noqa: F401
 from .recommender import register_model  # noqa: F401 (re-exported: chapters import these from here)
+
+# %% ../nbs/02_train.ipynb #e150dbea
+class Recommender(nn.Module):
+    """The contract every model implements: `loss(batch)` returns a dict with the total 'loss' and named
+    terms; optional `embeddings()` -> (user_emb, item_emb); `scores(users, items=None)`; `on_epoch_start`;
+    `fit(data, config)`, the one way a model is trained (default: the shared `Trainer`).
+    `Recommender.__init__(data, **config)` sets `n_users`, `n_items` and `self.config = Config(**config)`."""
+    Config = None  # subclasses: a dataclass of hyperparameters with their defaults
+
+    def __init__(self, data=None, **config):
+        super().__init__()
+        if data is not None:
+            self.n_users, self.n_items = int(data.n_users), int(data.n_items)
+        if self.Config is not None:
+            self.config = make_config(self.Config, config, type(self).__name__)
+        elif config:
+            raise TypeError(f"{type(self).__name__} has no Config, so it takes no config keys; "
+                            f"got {', '.join(sorted(config))}")
+
+    def loss(self, batch: dict) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} must implement loss(batch) -> {{'loss': ...}}")
+
+    def scores(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        "Scores (len(users), len(items) or n_items); by default inner products of `embeddings()`."
+        embeddings = getattr(self, 'embeddings', None)
+        if embeddings is None:
+            raise NotImplementedError(f"{type(self).__name__} defines neither embeddings() nor scores()")
+        user_emb, item_emb = embeddings()
+        if items is not None:
+            item_emb = item_emb[items]
+        return user_emb[users] @ item_emb.T
+
+    def on_epoch_start(self, epoch: int) -> None:
+        "Called before each training epoch (1-based); the default does nothing."
+
+    def fit(self, data, config=None, **overrides):
+        """Train on `data` under `config` (a `TrainConfig` or its keys) and return a `FitResult`: the shared `Trainer`.
+        A model whose training has phases overrides this hook and returns the same kind of result."""
+        return Trainer(self, data, config, **overrides).fit()
 
 # %% ../nbs/02_train.ipynb #62fa988d
 @dataclass
