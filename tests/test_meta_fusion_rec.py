@@ -91,17 +91,11 @@ def test_mutual_term_by_hand(tiny):
     assert float(grad_user[1].abs().max()) == 0.0 and float(grad_user[0].abs().max()) > 0.0
 
 
-def test_mutual_term_zero_without_rho_or_disagreement(tiny):
+def test_mutual_term_zero_without_rho(tiny):
+    # (students that all agree give a zero term too: the notebook's test cell of eq. mfr-kl checks that)
     batch = {'users': torch.tensor([0, 2, 5]), 'pos': torch.tensor([1, 4, 7]), 'neg': torch.tensor([[0], [9], [20]])}
     torch.manual_seed(0)
     assert float(MetaFusionCohort(tiny, embedding_dim=4).loss(batch)['mutual']) == 0.0
-    same = MetaFusionCohort(tiny, embedding_dim=4, rho=1.0)
-    with torch.no_grad():
-        same.user.copy_(same.user[:1].expand_as(same.user))
-        same.item_id.copy_(same.item_id[:1].expand_as(same.item_id))
-        for weight in same.projection.weights:
-            weight.zero_()
-    assert float(same.loss(batch)['mutual'].detach().abs()) < 1e-6
 
 
 def test_ensemble_is_the_average_of_standardised_scores():
