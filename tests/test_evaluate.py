@@ -1,6 +1,6 @@
 """mmrec_nb.evaluate (nbs/01_evaluate.ipynb): metrics worked by hand, agreement with an independent brute-force
 ranking (NumPy + Python sorting, ties included), streamed == dense, the scoring contract (embeddings(), scores(),
-a plain tuple; eval mode and no_grad), masking and cold-start rules, Popularity, paired_test, errors, and the
+a plain tuple; eval mode and no_grad), masking and cold-start rules, Popularity, user_paired_test, errors, and the
 package without Triton (in a child process where `import triton` fails)."""
 import json
 import math
@@ -15,7 +15,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from mmrec_nb.evaluate import (EvalResult, Popularity, evaluate, paired_test, rank_topk, ranking_metrics,
+from mmrec_nb.evaluate import (EvalResult, Popularity, evaluate, user_paired_test, rank_topk, ranking_metrics,
                                user_item_csr)
 
 torch.set_num_threads(1)
@@ -256,15 +256,15 @@ def test_paired_test_matches_scipy():
     a_values, b_values = rng.random(300), rng.random(300) * 0.9
     a = EvalResult({}, {'ndcg@20': a_values}, users, 0.0)
     b = EvalResult({}, {'ndcg@20': b_values}, users, 0.0)
-    result = paired_test(a, b, 'ndcg@20')
+    result = user_paired_test(a, b, 'ndcg@20')
     assert result.n_users == 300 and math.isclose(result.mean_diff, float((a_values - b_values).mean()))
     assert math.isclose(result.t_pvalue, stats.ttest_rel(a_values, b_values).pvalue)
     assert math.isclose(result.wilcoxon_pvalue, stats.wilcoxon(a_values, b_values).pvalue)
-    assert paired_test(a, a, 'ndcg@20').wilcoxon_pvalue == 1.0
+    assert user_paired_test(a, a, 'ndcg@20').wilcoxon_pvalue == 1.0
     with pytest.raises(KeyError, match='recall@20'):
-        paired_test(a, b)
+        user_paired_test(a, b)
     with pytest.raises(ValueError, match='different users'):
-        paired_test(a, EvalResult({}, {'ndcg@20': b_values[:10]}, users[:10], 0.0), 'ndcg@20')
+        user_paired_test(a, EvalResult({}, {'ndcg@20': b_values[:10]}, users[:10], 0.0), 'ndcg@20')
 
 
 # ---------------------------------------------------------------- errors and plumbing
