@@ -1,5 +1,7 @@
 # mmrec-nb: two entry points.
-#   make book  -> set up .venv, run the quick reproduction, build the HTML book into _build/html
+#   make book  -> set up .venv, run the quick reproduction, build the HTML book into _build/html, then check
+#                 what the pages show (tests/scripts/book_check.py: no nbdev lines, no clipped code or
+#                 equations, no raw LaTeX, labels, temp paths or NaN in outputs)
 #   make test  -> set up .venv, check export/clean are clean, run the notebooks as tests, run pytest
 #
 # Variables:
@@ -82,6 +84,7 @@ book: $(STAMP) $(MATHJAX)
 	$(BIN)/mmrec-nb repro --profile quick
 	$(BIN)/python -c "$$STALE_PAGES"
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python tests/scripts/book_check.py
 	@echo "book: $(abspath _build/html/index.html)"
 
 # The execution cache is keyed by a notebook's code, not by the files it reads: pages that read results/
