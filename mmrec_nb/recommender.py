@@ -10,6 +10,8 @@ from dataclasses import fields
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import seed_everything
+
 # %% auto #0
 __all__ = ['MODELS', 'make_config', 'register_model', 'import_model_modules', 'build_model', 'bpr_loss', 'NegativeSampler']
 
@@ -49,12 +51,15 @@ def import_model_modules() -> dict[str, type]:
     return MODELS
 
 
-def build_model(name: str, data, **config) -> Recommender:
-    "The model registered as `name`, built as `Model(data, **config)`."
+def build_model(name: str, data, *, seed: int | None = 0, **config):
+    """The model registered as `name`, built as `Model(data, **config)` right after seeding Python, NumPy and torch
+    with `seed`, so that the same call builds the same weights in any process (`seed=None`: the current state)."""
     if name not in MODELS:
         import_model_modules()
     if name not in MODELS:
         raise KeyError(f"no model registered as {name!r}; registered: {', '.join(sorted(MODELS)) or 'none'}")
+    if seed is not None:
+        seed_everything(int(seed))
     return MODELS[name](data, **config)
 
 # %% ../nbs/01c_recommender.ipynb #2458e10f

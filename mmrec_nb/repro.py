@@ -73,7 +73,6 @@ def run_experiment(data, model: str, *, notebook: str, profile: str | Profile = 
                    progress: bool = False, log: Callable[[str], None] = print) -> RunOutcome:
     """Build `model`, fit it with its fit hook under `profile` and store its record with `store_run` (or reuse the
     stored one). `dataset`: the label in the results path (default `data.name`); `variant`: a named override."""
-    import torch
     from mmrec_nb.train import TrainConfig, build_model
     profile, dataset = get_profile(profile), dataset or data.name
     config = experiment_config(data, model, profile=profile, seed=seed, epochs=epochs, model_config=model_config,
@@ -90,8 +89,7 @@ def run_experiment(data, model: str, *, notebook: str, profile: str | Profile = 
     def compute() -> dict:
         if force:
             shutil.rmtree(checkpoint, ignore_errors=True)
-        torch.manual_seed(int(seed))
-        return ranking_body(build_model(model, data, **(model_config or {})).fit(data, train))
+        return ranking_body(build_model(model, data, seed=seed, **(model_config or {})).fit(data, train))
 
     outcome = store_run(result_path(out_dir, profile.name, notebook, dataset, model, seed, variant), identity=identity,
                         config=config, compute=compute, force=force, device=str(train.device), log=log)
