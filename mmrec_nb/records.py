@@ -321,10 +321,19 @@ def run_label(identity: dict) -> str:
     return '/'.join(map(str, parts)) + f"/seed{identity['seed']}"
 
 def store_run(path: str | Path, *, identity: dict, config: dict, compute: Callable[[], dict], force: bool = False,
-              device: str = 'cpu', log: Callable[[str], None] = print) -> RunOutcome:
+              device: str = 'cpu', log: Callable[[str], None] = print, guard_data: bool = False) -> RunOutcome:
     """Reuse the record at `path` if it has `config`'s hash and the profile of `identity` (unless `force`); else
-    record = identity + hash + portable config + `compute()` + provenance, schema-checked, written atomically."""
+    record = identity + hash + portable config + `compute()` + provenance, schema-checked, written atomically.
+    `guard_data`: refuse (unless `force`) to replace a record of another data set (a different `data_id`)."""
     path, digest = Path(path), config_hash(config)
+    held = None
+    if guard_data and not force and identity.get('data_id') and path.is_file():
+        with contextlib.suppress(OSError, ValueError):           # an unreadable file is replaced, as by the skip rule
+            held = read_result(path).get('data_id')
+    if held and held != identity['data_id']:
+        raise ValueError(f"{path} holds results of another data set under the label {identity['dataset']!r} (data id "
+                         f"{held[:12]}; this run's data {identity['data_id'][:12]}): give this data its own label, "
+                         f"or pass force=True to replace them")
     if not force and (stored := reusable_result(path, digest, identity['profile'])) is not None:
         log(f"{run_label(identity)}: skipped, a result with this config exists (commit {stored['provenance']['commit'][:10]})")
         return RunOutcome(stored, path, True)

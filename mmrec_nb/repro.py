@@ -5,7 +5,7 @@
 # %% ../nbs/04_repro.ipynb #60fa7776
 from __future__ import annotations
 
-import dataclasses, shutil
+import dataclasses, hashlib, shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,8 +16,29 @@ from .records import (  # noqa: F401 (the record layer, re-exported: `from mmrec
     utc_now, validate_result, write_json_atomic, _component)
 
 # %% auto #0
-__all__ = ['registered_models', 'experiment_config', 'valid_curve', 'ranking_body', 'run_experiment', 'progress_logger',
-           'dataset_unavailable', 'load_dataset_or_none', 'data_labels', 'run_grid', 'run_study', 'stored_study']
+__all__ = ['data_id', 'data_label', 'registered_models', 'experiment_config', 'valid_curve', 'ranking_body', 'run_experiment',
+           'progress_logger', 'dataset_unavailable', 'load_dataset_or_none', 'data_labels', 'run_grid', 'run_study',
+           'stored_study']
+
+# %% ../nbs/04_repro.ipynb #626fbff4
+def data_id(data) -> str:
+    "The content hash of a data set: counts, splits and every modality's features, in a fixed order (16 hex digits)."
+    import torch
+    digest = hashlib.sha256(f'{int(data.n_users)}:{int(data.n_items)}'.encode())
+    for split in ('train', 'valid', 'test'):
+        digest.update(split.encode() + torch.as_tensor(data.split(split), dtype=torch.long).contiguous().numpy().tobytes())
+    for name in sorted(getattr(data, 'features', None) or {}):
+        matrix = torch.as_tensor(data.features[name], dtype=torch.float32).contiguous()
+        digest.update(name.encode() + str(tuple(matrix.shape)).encode() + matrix.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def data_label(data, identity: str | None = None) -> str:
+    "The results label of a data set: its name for the book's own data sets, else '<name>-<8 digits of its data id>'."
+    from mmrec_nb.data import BUILTIN_DATASETS, SHARED_DATASETS
+    if data.name in BUILTIN_DATASETS or data.name in SHARED_DATASETS:
+        return data.name
+    return f'{data.name}-{(identity or data_id(data))[:8]}'
 
 # %% ../nbs/04_repro.ipynb #3676fef5
 def _train_kwargs(profile: Profile, seed: int, epochs: int | None, train_config: dict | None) -> dict:
@@ -72,13 +93,15 @@ def run_experiment(data, model: str, *, notebook: str, profile: str | Profile = 
                    variant: str | None = None, force: bool = False, checkpoint_root: str | Path | None = None,
                    progress: bool = False, log: Callable[[str], None] = print) -> RunOutcome:
     """Build `model`, fit it with its fit hook under `profile` and store its record with `store_run` (or reuse the
-    stored one). `dataset`: the label in the results path (default `data.name`); `variant`: a named override."""
+    stored one). `dataset`: the label in the results path (default `data_label(data)`; an explicit label is guarded
+    against another data set's results); `variant`: a named override."""
     from mmrec_nb.train import TrainConfig, build_model
-    profile, dataset = get_profile(profile), dataset or data.name
+    profile, identity_id, explicit = get_profile(profile), data_id(data), dataset is not None
+    dataset = dataset if explicit else data_label(data, identity_id)
     config = experiment_config(data, model, profile=profile, seed=seed, epochs=epochs, model_config=model_config,
                                train_config=train_config, data_options=data_options)
     identity = {'task': 'ranking', 'profile': profile.name, 'notebook': notebook, 'dataset': dataset, 'model': model,
-                'variant': variant, 'seed': int(seed)}
+                'variant': variant, 'seed': int(seed), 'data_id': identity_id}
     checkpoint = resolve_path(checkpoint_root or '_build/checkpoints').joinpath(
         *map(_component, [profile.name, notebook, dataset, model] + ([variant] if variant else [])),
         f'seed{int(seed)}-{config_hash(config)}')
@@ -92,7 +115,8 @@ def run_experiment(data, model: str, *, notebook: str, profile: str | Profile = 
         return ranking_body(build_model(model, data, seed=seed, **(model_config or {})).fit(data, train))
 
     outcome = store_run(result_path(out_dir, profile.name, notebook, dataset, model, seed, variant), identity=identity,
-                        config=config, compute=compute, force=force, device=str(train.device), log=log)
+                        config=config, compute=compute, force=force, device=str(train.device), log=log,
+                        guard_data=explicit)
     if not outcome.skipped:
         shutil.rmtree(checkpoint, ignore_errors=True)
         record = outcome.record
@@ -168,7 +192,8 @@ def run_grid(*, notebook: str, datasets, models, profile: str | Profile = 'quick
                     outcomes.append(run_experiment(
                         data, model, notebook=notebook, profile=profile, seed=seed, out_dir=out_dir, epochs=epochs,
                         model_config={**(model_configs or {}).get(model, {}), **overrides},
-                        train_config=(train_configs or {}).get(model), data_options=shared | options, dataset=label,
+                        train_config=(train_configs or {}).get(model), data_options=shared | options,
+                        dataset=label if isinstance(datasets, dict) else None,
                         variant=variant, force=force, checkpoint_root=checkpoint_root, log=log))
     return outcomes
 
