@@ -29,8 +29,8 @@ except ImportError:
     resource = None
 
 # %% auto #0
-__all__ = ['VOLATILE_KEYS', 'RESUME_KEYS', 'Recommender', 'EarlyStopping', 'TrainConfig', 'TrainingDiverged', 'FitResult',
-           'Trainer']
+__all__ = ['METRIC_KINDS', 'VOLATILE_KEYS', 'RESUME_KEYS', 'Recommender', 'EarlyStopping', 'TrainConfig', 'TrainingDiverged',
+           'FitResult', 'Trainer']
 
 # %% ../nbs/02_train.ipynb #b2c0de01
 from .recommender import MODELS, NegativeSampler, bpr_loss, build_model, make_config  # noqa: F401
@@ -96,6 +96,9 @@ class EarlyStopping:
         return self.bad_evals >= self.patience
 
 # %% ../nbs/02_train.ipynb #542f00a0
+METRIC_KINDS = ('recall', 'ndcg', 'precision', 'hit')   # what the evaluator reports, at any K
+
+
 @dataclass
 class TrainConfig:
     "The training protocol; unknown keys are an error (see `Trainer`)."
@@ -120,8 +123,17 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.epochs < 0 or not self.lr > 0:
             raise ValueError(f"TrainConfig needs epochs >= 0 and lr > 0, got {self.epochs} and {self.lr}")
-        if '@' not in self.metric:
-            raise ValueError(f"TrainConfig.metric must look like 'recall@20', got {self.metric!r}")
+        kind, _, k = self.metric.removeprefix('cohort_').partition('@')
+        if kind not in METRIC_KINDS or not k.isdigit() or int(k) < 1:
+            raise ValueError(f"TrainConfig.metric must be one of {', '.join(METRIC_KINDS)} at a K >= 1, like "
+                             f"'recall@20' (a cohort's: 'cohort_recall@20'), got {self.metric!r}")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"TrainConfig.device {self.device!r} is not a torch device ({err})") from None
+        if device.type == 'cuda' and not torch.cuda.is_available():
+            raise ValueError(f"TrainConfig.device {self.device!r}: no CUDA device is visible to this torch "
+                             f"{torch.__version__} (CUDA build: {torch.version.cuda or 'no'}); use device='cpu'")
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = str(self.checkpoint_dir)
 

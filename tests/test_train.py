@@ -268,9 +268,20 @@ def test_loss_must_return_the_total(data):
         fit(data, model_cls=NoTotal)
 
 
-def test_unknown_metric_is_reported(data):
-    with pytest.raises(KeyError, match="metric 'hitrate@20' is not among"):
-        fit(data, metric='hitrate@20')
+def test_unknown_metric_is_refused_before_training(data):
+    with pytest.raises(ValueError, match="TrainConfig.metric must be one of recall, ndcg, precision, hit .*'hitrate@20'"):
+        fit(data, metric='hitrate@20')                    # refused by the config: no epoch is trained first
+    with pytest.raises(ValueError, match='TrainConfig.metric'):
+        TrainConfig(metric='recall@0')
+
+
+def test_unavailable_device_is_refused_before_training():
+    if torch.cuda.is_available():
+        pytest.skip('this machine has a CUDA device')
+    with pytest.raises(ValueError, match="TrainConfig.device 'cuda'.*use device='cpu'"):
+        TrainConfig(device='cuda')
+    with pytest.raises(ValueError, match="TrainConfig.device 'gpu0' is not a torch device"):
+        TrainConfig(device='gpu0')
 
 
 class _Terminal(io.StringIO):
