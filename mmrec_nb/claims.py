@@ -180,24 +180,26 @@ def _number(value, digits: int = 4, signed: bool = False) -> str:
 
 
 def verdict_table(claims: Sequence[dict], digits: int = 4):
-    """The claims as the book shows them: one row per cell, numbers formatted, '—' where there is none; index
-    (claim, verdict). The paper column is the paper's own difference for that comparison, where it reports one."""
+    """The cells of `claims` as the book shows them, narrow enough for the page: index (claim number, verdict), one row
+    per cell, numbers formatted and '—' where there is none; a `paper` column only when some cell has the paper's
+    own difference for its comparison."""
     import pandas as pd
     rows = []
     for c in claims:
         for cell in c['cells'] or [{'outcome': 'untested'}]:
             paper = cell.get('paper') or {}
-            p, relative = _finite(cell.get('p')), _finite(cell.get('relative'))
-            spread = (f"p = {p:.3f}" if cell.get('by') in ('p', 'spearman') and not math.isnan(p)
-                      else f"noise {_number(cell.get('noise'), digits)}" if cell.get('by') == 'noise' else '—')
-            rows.append({'claim': f"{c['id']}. {c['claim']}", 'verdict': c['verdict'], 'data set': cell.get('dataset', '—'),
+            p, relative, n = _finite(cell.get('p')), _finite(cell.get('relative')), cell.get('n')
+            test = (f"p = {p:.3f}" if cell.get('by') in ('p', 'spearman') and not math.isnan(p)
+                    else f"noise {_number(cell.get('noise'), digits)}" if cell.get('by') == 'noise' else '—')
+            rows.append({'claim': c['id'], 'verdict': c['verdict'], 'data set': cell.get('dataset', '—'),
                          'comparison': cell.get('comparison', '—'), 'ours': _number(cell.get('ours'), digits),
-                         'reference': _number(cell.get('reference'), digits),
+                         'ref.': _number(cell.get('reference'), digits),
                          'effect': _number(cell.get('effect'), digits, signed=True)
                                    + ('' if math.isnan(relative) else f" ({relative:+.1%})"),
-                         'test': spread, 'seeds': cell.get('n', '—'), 'outcome': cell['outcome'],
-                         'paper': '—' if not paper else f"{paper['effect']:+.4f} ({paper.get('dataset', '')})"})
-    return pd.DataFrame(rows).set_index(['claim', 'verdict'])
+                         'test': test + (f' (n = {n})' if n else ''), 'outcome': cell['outcome'],
+                         'paper': '—' if not paper else _number(paper.get('effect'), digits, signed=True)})
+    table = pd.DataFrame(rows).set_index(['claim', 'verdict'])
+    return table if (table['paper'] != '—').any() else table.drop(columns='paper')
 
 # %% ../nbs/04b_claims.ipynb #28421af0
 def _select(runs, selector: Mapping[str, Any]):

@@ -74,5 +74,5 @@ def test_claims_file_round_trip(tmp_path):
     document = json.loads(path.read_text())
     assert document['claims'][0]['cells'][1]['p'] is None                 # NaN is stored as null
     shown = claims.verdict_table(document['claims'])
-    assert list(shown['outcome']) == ['win', 'untested'] and shown['test'].iloc[1] == '—'
+    assert list(shown['outcome']) == ['win', 'untested'] and shown['test'].iloc[1] == '— (n = 1)'
     assert claims.read_claims('toy', root=tmp_path) == [document]
