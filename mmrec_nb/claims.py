@@ -16,7 +16,7 @@ from .records import resolve_path, to_jsonable, write_json_atomic
 
 # %% auto #0
 __all__ = ['ALPHA', 'OUTCOMES', 'VERDICTS', 'KINDS', 'outcome_of', 'paired_test', 'trend_test', 'verdict', 'claim',
-           'write_claims', 'read_claims', 'read_paper', 'claims_table', 'verdict_table', 'compare_runs',
+           'write_claims', 'read_claims', 'read_paper', 'claims_table', 'verdict_table', 'show_claims', 'compare_runs',
            'ablation_panel']
 
 # %% ../nbs/04b_claims.ipynb #068e64ff
@@ -200,6 +200,13 @@ def verdict_table(claims: Sequence[dict], digits: int = 4):
                          'paper': '—' if not paper else _number(paper.get('effect'), digits, signed=True)})
     table = pd.DataFrame(rows).set_index(['claim', 'verdict'])
     return table if (table['paper'] != '—').any() else table.drop(columns='paper')
+
+
+def show_claims(claims: Sequence[dict]) -> None:
+    "Display each claim's statement and verdict, then `verdict_table` of their cells (for a notebook page)."
+    from IPython.display import Markdown, display
+    display(Markdown('\n'.join(f"- **{c['id']}. {c['claim']}**: {c['verdict']}" for c in claims)))
+    display(verdict_table(claims))
 
 # %% ../nbs/04b_claims.ipynb #28421af0
 def _select(runs, selector: Mapping[str, Any]):
