@@ -206,13 +206,14 @@ def _assemble(name, n_users, n_items, pairs, times, label, features, titles, col
 def normalize_features(x, how: str | None = 'l2') -> np.ndarray:
     "Row L2, eq. (l2); column z-score, eq. (standard); or None (unchanged). Returns float32."
     x = np.array(x, dtype=np.float64)
-    if how == 'l2':
+    if how in ('l2', 'auto'):   # 'auto' resolves per modality in load_dataset; alone it is 'l2'
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     elif how == 'standard':
         std = x.std(axis=0)
         x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
     elif how is not None:
-        raise DataError(f"normalize must be 'l2', 'standard' or None (or a dict per modality), got {how!r}")
+        raise DataError(f"normalize must be 'auto', 'l2', 'standard' or None (or a dict per modality), "
+                        f"got {how!r}")
     return x.astype(np.float32)
 
 
@@ -235,13 +236,16 @@ def _select(available, modalities, source) -> list[str]:
     return modalities
 
 
-def _finish_features(raw: dict, normalize, source) -> tuple[dict, dict]:
-    "Compute lazy features, check NaN/inf, normalise per modality; (features, provenance)."
+def _finish_features(raw: dict, normalize, source, defaults=None, files=None) -> tuple[dict, dict]:
+    """Compute lazy features, check NaN/inf (blaming the feature's own file when known), normalise per
+    modality ('auto': the source's default for that modality, e.g. z-scores for a RecBole float field,
+    else 'l2'); (features, provenance)."""
     features, provenance = {}, {}
     for m, x in raw.items():
         x = np.asarray(x() if callable(x) else x, dtype=np.float32)
-        _check_finite(m, x, source)
-        how = normalize.get(m, 'l2') if isinstance(normalize, dict) else normalize
+        _check_finite(m, x, (files or {}).get(m, source))
+        how = normalize.get(m, 'auto') if isinstance(normalize, dict) else normalize
+        how = (defaults or {}).get(m, 'l2') if how == 'auto' else how
         features[m] = torch.from_numpy(normalize_features(x, how))
         provenance[m] = {'dim': int(x.shape[1]), 'normalize': how,
                          'raw_median_row_norm': float(np.median(np.linalg.norm(x, axis=1)))}
@@ -254,16 +258,19 @@ def _from_raw(raw: dict, name: str, *, split, seed, normalize, modalities=None, 
     repeated pairs dropped, split `split` (None: 'given' when the source has one, else 'random'), modalities chosen
     and normalised, and what was done recorded in `info`."""
     source = raw['path'] or raw['source']                      # what error messages name
-    keep = _keep_first(raw['pairs'], source, duplicates)
+    keep, dropped_by_split = _keep_first(raw['pairs'], source, duplicates, raw['given'])
     pairs = raw['pairs'][keep]
     times = None if raw['times'] is None else raw['times'][keep]
     given = None if raw['given'] is None else raw['given'][keep]
     kind = split or ('given' if given is not None else 'random')
     label, cold = _split_labels(kind, pairs, times, given, seed, source, ratios, cold_share)
     chosen = _select(list(raw['features']), modalities, source)
-    features, provenance = _finish_features({m: raw['features'][m] for m in chosen}, normalize, source)
+    features, provenance = _finish_features({m: raw['features'][m] for m in chosen}, normalize, source,
+                                            raw.get('normalize_defaults'), raw.get('feature_files'))
     info = {'source': raw['source'], **({'path': str(source)} if raw['path'] else {}), 'split': kind, 'seed': seed,
             'modalities': provenance, 'duplicates_dropped': int((~keep).sum()), **raw['info']}
+    if dropped_by_split:  # duplicates of a given split: where the dropped rows were
+        info['duplicates_dropped_by_split'] = dropped_by_split
     if kind == 'random':
         info['ratios'] = list(ratios)
     if kind == 'cold':
@@ -274,14 +281,18 @@ def _from_raw(raw: dict, name: str, *, split, seed, normalize, modalities=None, 
 # %% ../nbs/00_data.ipynb #f5cc9c1c
 BUILTIN_DATASETS = {'ml100k': 'ml100k', 'ml-100k': 'ml100k', 'synthetic': 'synthetic'}  # name -> canonical name
 SHARED_DATASETS = ('lastfm2k',)    # folders under the data root that the book's reproductions name
-_OPTIONS = {'duplicates': 'drop', 'ratios': (0.8, 0.1, 0.1), 'cold_share': 0.2, 'cache': None}
+_OPTIONS = {'duplicates': 'drop', 'ratios': (0.8, 0.1, 0.1), 'cold_share': 0.2, 'cache': None,
+            'item_ids': None, 'missing_items': 'error', 'item_fields': None}
 
 
-def load_dataset(name_or_path, *, split=None, seed=2024, normalize='l2', modalities=None,
+def load_dataset(name_or_path, *, split=None, seed=2024, normalize='auto', modalities=None,
                  data_root=None, **options) -> RecDataset:
     """Load a name of BUILTIN_DATASETS ('ml100k', 'synthetic'), a folder under the data root (e.g. 'lastfm2k'), or a
     path to an MMRec or RecBole folder / .inter file. split: 'given' (MMRec default) | 'random' (default otherwise) |
-    'temporal' | 'cold'. options: duplicates='drop'|'error', ratios, cold_share, cache (text cache dir);
+    'temporal' | 'cold'. normalize: 'auto' (row L2; z-scores for RecBole float fields) | 'l2' | 'standard' | None
+    | a dict per modality. options: duplicates='drop'|'error', ratios, cold_share, cache (text cache dir);
+    item_ids=None (used ids must be the feature rows; gappy ids without features are mapped) | 'map' | 'keep';
+    RecBole: missing_items='error'|'zeros', item_fields={field: 'text'|'multi_hot'|'one_hot'|'numeric'|'skip'};
     for 'synthetic' the options of `synthetic`."""
     name = str(name_or_path)
     builtin = BUILTIN_DATASETS.get(name)
@@ -301,7 +312,8 @@ def load_dataset(name_or_path, *, split=None, seed=2024, normalize='l2', modalit
         inter = _find_inter(name, data_root)
         table = _read_table(inter)
         recbole = any(':' in str(c) for c in table.columns)  # RecBole headers read field:type
-        raw = _read_recbole(inter, table) if recbole else _read_mmrec(inter, table)
+        raw = (_read_recbole(inter, table, opts['item_ids'], opts['missing_items'], opts['cache'],
+                             opts['item_fields']) if recbole else _read_mmrec(inter, table, opts['item_ids']))
         raw.pop('item_table', None)
         name = inter.stem
     return _from_raw(raw, name, split=split, seed=seed, normalize=normalize, modalities=modalities,

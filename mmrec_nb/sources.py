@@ -19,8 +19,9 @@ if TYPE_CHECKING:  # pandas is imported by the functions that read tables: impor
     import pandas as pd
 
 # %% auto #0
-__all__ = ['TEXT_MODEL', 'MMREC_RULE', 'RECBOLE_RULE', 'RECBOLE_TYPES', 'DataError', 'DataWarning', 'cache_dir', 'embed_texts',
-           'year_features', 'find_data_root']
+__all__ = ['TEXT_MODEL', 'MMREC_RULE', 'RECBOLE_RULE', 'RECBOLE_TYPES', 'ITEM_IDS', 'MAX_ID_SPACE', 'TEXT_FIELD_WORDS',
+           'FIELD_ROLES', 'MAX_CATEGORIES', 'DataError', 'DataWarning', 'cache_dir', 'embed_texts', 'year_features',
+           'find_data_root']
 
 # %% ../nbs/00b_sources.ipynb #6e61d526
 class DataError(ValueError):
@@ -43,8 +44,8 @@ def _read_table(path) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, sep='\t', dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE,
                             encoding='utf-8')
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8(path)) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: empty file; expected a header line and tab-separated rows") from None
     except pd.errors.ParserError as e:
@@ -55,6 +56,18 @@ def _read_table(path) -> pd.DataFrame:
     if table.empty:
         raise DataError(f"{path}: a header but no data rows")
     return table
+
+
+def _not_utf8(path) -> str:
+    "Where a file stops being UTF-8, as a byte offset of the whole file (pandas reports one of its chunks)."
+    data = Path(path).read_bytes()
+    try:
+        data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        line = data.count(b'\n', 0, e.start) + 1
+        return (f"{path}: not UTF-8 text: byte {e.start} (line {line}) is 0x{data[e.start]:02x} ({e.reason});"
+                f" save the file as UTF-8 (is it latin-1 or cp1252?)")
+    return f"{path}: not UTF-8 text"
 
 
 def _require(table, columns, path, rule):
@@ -91,21 +104,29 @@ def _float_column(table, column, path) -> np.ndarray:
     return values
 
 
-def _keep_first(pairs, path, policy) -> np.ndarray:
-    "Rows to keep: the first occurrence of each (user, item); later ones dropped (warning) or an error."
+def _keep_first(pairs, path, policy, given=None) -> tuple[np.ndarray, dict | None]:
+    """Rows to keep: the first occurrence of each (user, item); later ones dropped (warning) or an error.
+    With a given split (x_label per row), also the dropped rows per split: {split: count}, else None."""
     if policy not in ('drop', 'error'):
         raise DataError(f"duplicates must be 'drop' or 'error', got {policy!r}")
     pairs = np.asarray(pairs, dtype=np.int64)
-    _, first = np.unique(pairs, axis=0, return_index=True)  # the first row of each distinct (user, item)
+    _, first, pair_of_row = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
     repeated = np.ones(len(pairs), dtype=bool)
-    repeated[first] = False
-    if repeated.any():
-        msg = (f"{path}: {int(repeated.sum())} duplicate (user, item) rows, the first at line "
-               f"{int(np.argmax(repeated)) + 2}")
-        if policy == 'error':
-            raise DataError(msg + " (duplicates='error')")
-        warnings.warn(msg + "; kept the first occurrence of each", DataWarning, stacklevel=4)
-    return ~repeated
+    repeated[first] = False  # the first row of each distinct (user, item) is kept
+    if not repeated.any():
+        return ~repeated, None
+    msg = (f"{path}: {int(repeated.sum())} duplicate (user, item) rows, the first at line "
+           f"{int(np.argmax(repeated)) + 2}")
+    by_split = None
+    if given is not None:
+        by_split = {s: int((repeated & (given == k)).sum()) for k, s in enumerate(('train', 'valid', 'test'))}
+        across = int((repeated & (given != given[first[pair_of_row.reshape(-1)]])).sum())
+        msg += (f" (train {by_split['train']}, valid {by_split['valid']}, test {by_split['test']};"
+                f" {across} repeat a pair of another split)")
+    if policy == 'error':
+        raise DataError(msg + " (duplicates='error')")
+    warnings.warn(msg + "; kept the first occurrence of each", DataWarning, stacklevel=4)
+    return ~repeated, by_split
 
 # %% ../nbs/00b_sources.ipynb #77f0e306
 TEXT_MODEL = 'all-MiniLM-L6-v2'
@@ -144,9 +165,95 @@ def embed_texts(texts, cache: str | Path | None = None) -> np.ndarray:
 MMREC_RULE = "MMRec .inter: tab-separated columns userID itemID [rating] [timestamp] x_label"
 RECBOLE_RULE = "RecBole .inter: header cells field:type, e.g. user_id:token item_id:token timestamp:float"
 RECBOLE_TYPES = ('token', 'token_seq', 'float', 'float_seq')
+ITEM_IDS = (None, 'map', 'keep')  # the load option item_ids: strict (default), map to 0..n-1, keep unused rows
+MAX_ID_SPACE = 100   # item_ids='keep' refuses an id space this many times the distinct ids (phantom items)
 
 
-def _read_mmrec(inter: Path, table: pd.DataFrame) -> dict:
+def _read_npy(path: Path) -> np.ndarray:
+    "A numeric 2-D .npy matrix, memory-mapped; never unpickled. Errors say what the file holds instead."
+    with open(path, 'rb') as f:
+        head = f.read(256)
+    if not head.startswith(b'\x93NUMPY'):
+        if head[:1] == b'\x80':
+            held = 'a Python pickle'
+        elif head and all(32 <= b < 127 or b in b'\t\r\n' for b in head):
+            held = f"text ({head.splitlines()[0][:40].decode()!r}...)"
+        else:
+            held = 'binary data of another format'
+        raise DataError(f"{path}: not a readable .npy matrix: it holds {held}, not NumPy's format "
+                        f"(no \\x93NUMPY header); write the matrix with numpy.save(path, matrix)")
+    try:
+        x = np.load(path, mmap_mode='r', allow_pickle=False)
+    except ValueError as e:
+        if 'pickle' in str(e) or 'Python objects' in str(e):  # an object array: would unpickle
+            raise DataError(f"{path}: a .npy of Python objects (dtype object), not numbers; save a float "
+                            f"matrix, e.g. numpy.save(path, np.asarray(rows, dtype=np.float32))") from None
+        raise DataError(f"{path}: not a readable .npy matrix ({e})") from None
+    except Exception as e:
+        raise DataError(f"{path}: not a readable .npy matrix ({e})") from None
+    if x.ndim != 2:
+        raise DataError(f"{path}: feature matrix must be 2-D (items x dims), got shape {x.shape}")
+    if x.dtype.kind not in 'fiub':
+        raise DataError(f"{path}: feature matrix must hold numbers, got dtype {x.dtype}")
+    bad = ~np.isfinite(np.asarray(x, dtype=np.float64)).all(axis=1)
+    if bad.any():
+        raise DataError(f"{path}: NaN/inf values, first in row {int(np.argmax(bad))} (item id); "
+                        f"{int(bad.sum())} bad rows")
+    return x
+
+
+def _contiguous_users(users, path) -> int:
+    "The number of users when the ids are 0..n-1; np.unique, not bincount, so a huge id allocates nothing."
+    distinct = np.unique(users)
+    if distinct[-1] + 1 != len(distinct):
+        first = int(np.argmax(distinct != np.arange(len(distinct))))
+        far = ''
+        if distinct[-1] >= len(users):  # cannot be contiguous: more ids than rows
+            row = int(np.argmax(users))
+            far = f"; the largest, {distinct[-1]} at line {row + 2}, is far beyond the {len(users)} rows"
+        raise DataError(f"{path}: column 'userID' is not contiguous: {distinct[-1] + 1 - len(distinct)} ids in "
+                        f"0..{distinct[-1]} have no rows (first {first}){far}; remap them or use RecBole "
+                        f"atomic files")
+    return len(distinct)
+
+# %% ../nbs/00b_sources.ipynb #4c24f8dc
+def _mmrec_items(items, features: dict, inter, item_ids) -> tuple[int, np.ndarray, dict, dict]:
+    """(n_items, item ids, features, info) under the rule "used ids = feature rows": with feature files an
+    id must be a row and every row used (item_ids='keep' keeps unused rows, 'map' drops them); without
+    them gappy ids are mapped to 0..n-1 (item_ids='keep': kept, phantom items and all)."""
+    if item_ids not in ITEM_IDS:
+        raise DataError(f"item_ids must be None, 'map' or 'keep', got {item_ids!r}")
+    used = np.unique(items)
+    if features:
+        file, n_rows = next((f"{m}_feat.npy", len(x)) for m, x in features.items())
+        if used[-1] >= n_rows:
+            row = int(np.argmax(items >= n_rows))
+            raise DataError(f"{inter}: line {row + 2}, column 'itemID': id {items[row]} is beyond the "
+                            f"{n_rows} rows of {file} (row i of a feature file is item i)")
+        if len(used) == n_rows or item_ids == 'keep':
+            return n_rows, items, features, {}
+        if item_ids is None:
+            unused = np.setdiff1d(np.arange(n_rows), used)
+            raise DataError(f"{inter}: {len(used)} distinct item ids are used, but {file} has {n_rows} rows "
+                            f"({len(unused)} rows no one interacted with, first row {unused[0]}); pass "
+                            f"item_ids='keep' to keep them as items, or item_ids='map' to drop them")
+        features = {m: np.asarray(x)[used] for m, x in features.items()}
+        note = f"mapped: the {len(used)} used ids of {n_rows} feature rows -> 0..{len(used) - 1}"
+    elif used[-1] + 1 == len(used):
+        return len(used), items, features, {}
+    elif item_ids == 'keep':
+        if used[-1] + 1 > MAX_ID_SPACE * len(used):
+            row = int(np.argmax(items))
+            raise DataError(f"{inter}: line {row + 2}, column 'itemID': id {used[-1]} is far beyond the "
+                            f"{len(used)} distinct items (item_ids='keep' would create {used[-1] + 1 - len(used)}"
+                            f" items without interactions); use the default mapping to 0..{len(used) - 1}")
+        return int(used[-1]) + 1, items, features, {}
+    else:
+        note = f"mapped: {len(used)} gappy ids (largest {used[-1]}) -> 0..{len(used) - 1}, in order"
+    return len(used), np.searchsorted(used, items), features, {'item_ids': note, 'raw_item_ids': used.tolist()}
+
+
+def _read_mmrec(inter: Path, table: pd.DataFrame, item_ids=None) -> dict:
     import pandas as pd
     _require(table, ['userID', 'itemID'], inter, MMREC_RULE)
     users, items = _int_column(table, 'userID', inter), _int_column(table, 'itemID', inter)
@@ -160,50 +267,42 @@ def _read_mmrec(inter: Path, table: pd.DataFrame) -> dict:
                             f"is not 0 (train), 1 (valid) or 2 (test)")
         given = given.astype(np.int64)
     times = _float_column(table, 'timestamp', inter) if 'timestamp' in table.columns else None
-    features = {}
-    for f in sorted(inter.parent.glob('*_feat.npy')):
-        try:
-            x = np.load(f, mmap_mode='r', allow_pickle=False)
-        except Exception as e:
-            raise DataError(f"{f}: not a readable .npy matrix ({e})") from None
-        if x.ndim != 2:
-            raise DataError(f"{f}: feature matrix must be 2-D (items x dims), got shape {x.shape}")
-        features[f.name[:-len('_feat.npy')]] = x
+    features = {f.name[:-len('_feat.npy')]: _read_npy(f) for f in sorted(inter.parent.glob('*_feat.npy'))}
     rows = {f"{m}_feat.npy": len(x) for m, x in features.items()}
     if len(set(rows.values())) > 1:
         raise DataError(f"{inter.parent}: feature files disagree on the number of items (rows): {rows}")
-    n_items = next(iter(rows.values())) if rows else int(items.max()) + 1
-    if items.max() >= n_items:
-        row = int(np.argmax(items >= n_items))
-        raise DataError(f"{inter}: line {row + 2}, column 'itemID': id {items[row]} is beyond the "
-                        f"{n_items} rows of {next(iter(rows))} (row i of a feature file is item i)")
-    n_users = int(users.max()) + 1
-    absent = np.flatnonzero(np.bincount(users, minlength=n_users) == 0)
-    if len(absent):
-        raise DataError(f"{inter}: column 'userID' is not contiguous: {len(absent)} ids in 0..{n_users - 1}"
-                        f" have no rows (first {absent[0]}); remap them or use RecBole atomic files")
+    n_users = _contiguous_users(users, inter)
+    n_items, items, features, info = _mmrec_items(items, features, inter, item_ids)
     titles = None
     if (inter.parent / 'items.tsv').is_file():
-        titles = _mmrec_titles(inter.parent / 'items.tsv', n_items)
+        titles = _mmrec_titles(inter.parent / 'items.tsv', n_items, info.get('raw_item_ids'))
     return dict(source='mmrec', path=inter, pairs=np.stack([users, items], 1), times=times,
-                given=given, n_users=n_users, n_items=n_items, features=features, titles=titles, info={})
+                given=given, n_users=n_users, n_items=n_items, features=features, titles=titles, info=info,
+                feature_files={m: str(inter.parent / f"{m}_feat.npy") for m in features})
 
 
-def _mmrec_titles(path, n_items) -> list[str] | None:
+def _mmrec_titles(path, n_items, raw_ids=None) -> list[str] | None:
+    "Titles from items.tsv (columns itemID and name or title); with mapped ids, raw ids -> positions."
     table = _read_table(path)
     column = next((c for c in ('name', 'title') if c in table.columns), None)
     if column is None or 'itemID' not in table.columns:
         return None
-    ids = _int_column(table, 'itemID', path)
-    if ids.max() >= n_items:
+    ids, values = _int_column(table, 'itemID', path), table[column].to_numpy()
+    if raw_ids is not None:  # keep the rows of used ids, at their mapped positions
+        raw_ids = np.asarray(raw_ids)
+        position = np.minimum(np.searchsorted(raw_ids, ids), len(raw_ids) - 1)
+        known = raw_ids[position] == ids
+        ids, values = position[known], values[known]
+    if len(ids) and ids.max() >= n_items:
         raise DataError(f"{path}: line {int(np.argmax(ids >= n_items)) + 2}, column 'itemID': beyond {n_items} items")
     titles = np.full(n_items, '', dtype=object)
-    titles[ids] = table[column].to_numpy()
+    titles[ids] = values
     return titles.tolist()
 
-
+# %% ../nbs/00b_sources.ipynb #e7548512
 def _atomic(path, table) -> tuple[pd.DataFrame, dict]:
-    "A RecBole atomic table with columns renamed from `field:type` to `field`, and the types."
+    """A RecBole atomic table with columns renamed from `field:type` to `field`, and the types; `token`
+    cells are stripped of surrounding whitespace ("U0 " is "U0"), with a warning counting the changes."""
     types = {}
     for column in map(str, table.columns):
         name, _, kind = column.rpartition(':')
@@ -211,7 +310,20 @@ def _atomic(path, table) -> tuple[pd.DataFrame, dict]:
             raise DataError(f"{path}: header column {column!r} is not field:type with a type in "
                             f"{', '.join(RECBOLE_TYPES)}. {RECBOLE_RULE}")
         types[name] = kind
-    return table.set_axis(list(types), axis=1), types
+    table = table.set_axis(list(types), axis=1)
+    changed, first = 0, None
+    for name in [n for n, kind in types.items() if kind == 'token']:
+        stripped = table[name].str.strip()
+        differs = (stripped != table[name]).to_numpy()
+        if differs.any():
+            row = int(np.argmax(differs))
+            first = first or f"line {row + 2}, column {name!r}: {table[name].iloc[row]!r}"
+            changed += int(differs.sum())
+            table[name] = stripped
+    if changed:
+        warnings.warn(f"{path}: stripped surrounding whitespace from {changed} token(s), the first at {first}",
+                      DataWarning, stacklevel=4)
+    return table, types
 
 
 def _vocab(tokens) -> np.ndarray:
@@ -222,39 +334,130 @@ def _vocab(tokens) -> np.ndarray:
     return vocab
 
 
-def _item_fields(path, table, types, rows, n_items) -> tuple[dict, list | None]:
-    "Feature matrices (float, float_seq, multi-hot token_seq) and titles from a RecBole .item table."
+def _recbole_items(inter, table, item_path, item_table, item_ids, missing_items):
+    """The item vocabulary and each .item row's item id, under the catalogue rule: .inter's items must
+    have a .item row (missing_items='zeros': all-zero features, counted) and .item's rows an interaction
+    (item_ids='keep': kept as items no one interacted with; 'map': dropped)."""
     import pandas as pd
-    features, titles = {}, None
+    if missing_items not in ('error', 'zeros'):
+        raise DataError(f"missing_items must be 'error' or 'zeros', got {missing_items!r}")
+    used = _vocab(table['item_id'])
+    info = {}
+    if item_table is None:
+        return used, None, info
+    listed = item_table['item_id'].to_numpy(dtype=str)
+    extra = ~pd.Index(used).isin(listed)
+    if extra.any():
+        row = int(np.argmax(table['item_id'].isin(used[extra]).to_numpy()))
+        msg = (f"{item_path}: {int(extra.sum())} of the {len(used)} items of {inter.name} have no row here "
+               f"(first {table['item_id'].iloc[row]!r}, {inter.name} line {row + 2})")
+        if missing_items == 'error':
+            raise DataError(msg + "; add them, or pass missing_items='zeros' to give them all-zero features")
+        warnings.warn(msg + "; they get all-zero features (missing_items='zeros')", DataWarning, stacklevel=4)
+        info['missing_items'] = {'count': int(extra.sum()), 'fallback': 'all-zero features'}
+    unused = ~pd.Index(listed).isin(used)
+    if unused.any() and item_ids is None:
+        raise DataError(f"{item_path}: {int(unused.sum())} of its {len(listed)} items never occur in "
+                        f"{inter.name}, which uses {len(used)} (first {str(listed[np.argmax(unused)])!r}, line "
+                        f"{int(np.argmax(unused)) + 2}); pass item_ids='keep' to keep them as items, or "
+                        f"item_ids='map' to drop them")
+    if unused.any() and item_ids == 'keep':
+        used = _vocab(np.concatenate([used, listed[unused]]))
+    elif unused.any():
+        info['item_ids'] = f"mapped: {int(unused.sum())} items of {item_path.name} without interactions dropped"
+    rows = pd.Index(used).get_indexer(listed)   # -1: a dropped row
+    return used, rows, info
+
+# %% ../nbs/00b_sources.ipynb #f288920d
+TEXT_FIELD_WORDS = ('title', 'name', 'desc', 'text', 'summary', 'review', 'abstract', 'overview', 'plot')
+FIELD_ROLES = ('text', 'multi_hot', 'one_hot', 'numeric', 'skip')
+MAX_CATEGORIES = 1024   # a token field with more distinct values is an id or free text, not a category
+
+
+def _field_role(name, kind, column, roles) -> tuple[str, str]:
+    "How a .item field becomes a modality, and why: the `item_fields` option, else the field's type and name."
+    if name in roles:
+        return roles[name], 'item_fields option'
+    if kind in ('float', 'float_seq'):
+        return 'numeric', f'{kind} field'
+    n_values = column.str.split().explode().nunique() if kind == 'token_seq' else column.nunique()
+    if kind == 'token_seq':
+        if any(word in name.lower() for word in TEXT_FIELD_WORDS) or n_values > MAX_CATEGORIES:
+            return 'text', 'token_seq field named like text' if n_values <= MAX_CATEGORIES else (
+                f'token_seq field of {n_values} distinct words')
+        return 'multi_hot', f'token_seq field of {n_values} distinct tokens'
+    if n_values > MAX_CATEGORIES or (len(column) >= 20 and n_values > len(column) / 2):
+        return 'skip', f'token field of {n_values} distinct values for {len(column)} items: an id, not a category'
+    return 'one_hot', f'token field of {n_values} distinct values'
+
+
+def _field_matrix(path, name, kind, role, column, rows, n_items, cache):
+    "A field's (n_items, d) matrix (or a function that makes it: text is embedded when first used)."
+    import pandas as pd
+    if role == 'text':
+        texts = column.to_numpy(dtype=str)
+        def embed():
+            x = np.zeros((n_items, 384), dtype=np.float32)
+            x[rows] = embed_texts(texts.tolist(), cache)
+            return x
+        return embed
+    if role == 'numeric':
+        if (column.str.strip() == '').any():
+            row = int(np.argmax((column.str.strip() == '').to_numpy()))
+            raise DataError(f"{path}: line {row + 2}, column {name!r}: {column.iloc[row]!r} is not "
+                            f"{'a finite number' if kind == 'float' else 'finite numbers'}")
+        parts = column.str.split()
+        lengths = parts.str.len().to_numpy()
+        if (lengths != lengths[0]).any():
+            row = int(np.argmax(lengths != lengths[0]))
+            raise DataError(f"{path}: line {row + 2}, column {name!r}: {lengths[row]} values, "
+                            f"expected {lengths[0]} like line 2")
+        flat = pd.to_numeric(parts.explode(), errors='coerce').to_numpy(dtype=np.float64)
+        if not np.isfinite(flat).all():
+            row = int(np.argmax(~np.isfinite(flat.reshape(len(column), -1)).all(axis=1)))
+            raise DataError(f"{path}: line {row + 2}, column {name!r}: {column.iloc[row]!r} is not "
+                            f"{'a finite number' if kind == 'float' else 'finite numbers'}")
+        x = np.zeros((n_items, lengths[0]), dtype=np.float32)
+        x[rows] = flat.reshape(len(column), -1)
+        return x
+    tokens = column.str.split().explode().dropna() if role == 'multi_hot' else column[column != '']
+    vocab = np.unique(tokens.to_numpy(dtype=str))
+    x = np.zeros((n_items, len(vocab)), dtype=np.float32)   # one-hot / multi-hot over the field's vocabulary
+    x[rows[tokens.index.to_numpy()], np.searchsorted(vocab, tokens.to_numpy(dtype=str))] = 1
+    return x
+
+
+def _item_fields(path, table, types, rows, n_items, cache=None, roles=None) -> tuple[dict, list | None, dict]:
+    "Modalities (features), titles and which field became what (for `info`) from a RecBole .item table."
+    roles = dict(roles or {})
+    unknown = sorted(set(roles) - set(types) | {r for r in roles.values() if r not in FIELD_ROLES})
+    if unknown:
+        raise DataError(f"{path}: item_fields names {unknown}: not a field of this file ({', '.join(types)}) "
+                        f"or not a role in {FIELD_ROLES}")
+    kept = rows >= 0
+    table, rows = table[kept].reset_index(drop=True), rows[kept]
+    features, titles, fields = {}, None, {}
     for name, kind in types.items():
-        column = table[name]
-        if name == 'item_id' or kind == 'token':
+        if name == 'item_id':
             continue
-        if titles is None and ('title' in name or name == 'name'):
+        column = table[name]
+        role, why = _field_role(name, kind, column, roles)
+        if titles is None and kind == 'token_seq' and ('title' in name or name == 'name'):
             titles = np.full(n_items, '', dtype=object)
             titles[rows] = column.to_numpy()
             titles = titles.tolist()
-        elif kind == 'token_seq':  # multi-hot over the field's vocabulary
-            tokens = column.str.split().explode().dropna()
-            vocab = np.unique(tokens.to_numpy(dtype=str))
-            x = np.zeros((n_items, len(vocab)), dtype=np.float32)
-            x[rows[tokens.index.to_numpy()], np.searchsorted(vocab, tokens.to_numpy(dtype=str))] = 1
-            features[name] = x
-        else:  # float or float_seq
-            parts = column.str.split()
-            lengths = parts.str.len().to_numpy()
-            if (lengths != lengths[0]).any():
-                row = int(np.argmax(lengths != lengths[0]))
-                raise DataError(f"{path}: line {row + 2}, column {name!r}: {lengths[row]} values, "
-                                f"expected {lengths[0]} like line 2")
-            flat = pd.to_numeric(parts.explode(), errors='coerce').to_numpy(dtype=np.float32)
-            x = np.zeros((n_items, lengths[0]), dtype=np.float32)
-            x[rows] = flat.reshape(len(column), -1)
-            features[name] = x
-    return features, titles
+        fields[name] = {'type': kind, 'as': role, 'why': why}
+        if role == 'skip':
+            continue
+        features[name] = _field_matrix(path, name, kind, role, column, rows, n_items, cache)
+        fields[name]['modality'] = name
+        if role == 'text':
+            fields[name]['text_model'] = TEXT_MODEL
+    return features, titles, fields
 
 
-def _read_recbole(inter: Path, table: pd.DataFrame) -> dict:
+def _read_recbole(inter: Path, table: pd.DataFrame, item_ids=None, missing_items='error', cache=None,
+                  item_fields=None) -> dict:
     import pandas as pd
     table, types = _atomic(inter, table)
     _require(table, ['user_id', 'item_id'], inter, RECBOLE_RULE)
@@ -264,26 +467,29 @@ def _read_recbole(inter: Path, table: pd.DataFrame) -> dict:
         item_table, item_types = _atomic(item_path, _read_table(item_path))
         _require(item_table, ['item_id'], item_path, "RecBole .item: needs item_id:token")
     for path, t, column in [(inter, table, 'user_id'), (inter, table, 'item_id'), (item_path, item_table, 'item_id')]:
-        if t is not None and (t[column].str.strip() == '').any():
-            row = int(np.argmax((t[column].str.strip() == '').to_numpy()))
+        if t is not None and (t[column] == '').any():
+            row = int(np.argmax((t[column] == '').to_numpy()))
             raise DataError(f"{path}: line {row + 2}, column {column!r}: empty id")
+    if item_table is not None and item_table['item_id'].duplicated().any():
+        row = int(np.argmax(item_table['item_id'].duplicated().to_numpy()))
+        raise DataError(f"{item_path}: line {row + 2}, column 'item_id': item listed twice")
     user_vocab = _vocab(table['user_id'])
-    item_tokens = table['item_id'] if item_table is None else pd.concat([table['item_id'], item_table['item_id']])
-    item_vocab = _vocab(item_tokens)
+    item_vocab, rows, info = _recbole_items(inter, table, item_path, item_table, item_ids, missing_items)
     users = pd.Index(user_vocab).get_indexer(table['user_id'])
     items = pd.Index(item_vocab).get_indexer(table['item_id'])
     times = _float_column(table, 'timestamp', inter) if 'timestamp' in types else None
-    features, titles = {}, None
+    features, titles, fields = {}, None, {}
     if item_table is not None:
-        if item_table['item_id'].duplicated().any():
-            row = int(np.argmax(item_table['item_id'].duplicated().to_numpy()))
-            raise DataError(f"{item_path}: line {row + 2}, column 'item_id': item listed twice")
-        rows = pd.Index(item_vocab).get_indexer(item_table['item_id'])
-        features, titles = _item_fields(item_path, item_table, item_types, rows, len(item_vocab))
-    info = {'raw_user_ids': user_vocab.tolist(), 'raw_item_ids': item_vocab.tolist()}
+        features, titles, fields = _item_fields(item_path, item_table, item_types, rows, len(item_vocab),
+                                                cache, item_fields)
+        info['item_fields'] = fields
+    info.update(raw_user_ids=user_vocab.tolist(), raw_item_ids=item_vocab.tolist())
+    numeric = {name: 'standard' for name, f in fields.items() if f['as'] == 'numeric'}
     return dict(source='recbole', path=inter, pairs=np.stack([users, items], 1).astype(np.int64),
                 times=times, given=None, n_users=len(user_vocab), n_items=len(item_vocab),
-                features=features, titles=titles, info=info, item_table=item_table)
+                features=features, titles=titles, info=info, item_table=item_table,
+                feature_files={m: f"{item_path}, column {m!r}" for m in features},
+                normalize_defaults=numeric)
 
 # %% ../nbs/00b_sources.ipynb #da933b1a
 def year_features(years) -> tuple[np.ndarray, list[str]]:
@@ -311,8 +517,13 @@ def _read_ml100k(cache=None) -> dict:
     if not inter.is_file() or not inter.with_suffix('.item').is_file():
         raise DataError(f"{inter}: MovieLens-100K files missing from recbole {dist.version}; "
                         "reinstall with pip install --no-deps recbole==1.2.1")
-    raw = _read_recbole(inter, _read_table(inter))
+    # its own modalities (below), not the generic ones of a RecBole .item: titles embedded as 'text'
+    roles = {'movie_title': 'skip', 'release_year': 'skip', 'class': 'multi_hot'}
+    raw = _read_recbole(inter, _read_table(inter), item_fields=roles)
     items = raw.pop('item_table')
+    for key in ('feature_files', 'normalize_defaults'):
+        raw.pop(key)
+    raw['info'].pop('item_fields')
     rows = pd.Index(raw['info']['raw_item_ids']).get_indexer(items['item_id'])
     years = np.full(raw['n_items'], '', dtype=object)
     years[rows] = items['release_year'].to_numpy()

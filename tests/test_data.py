@@ -1,4 +1,5 @@
-"""Tests of mmrec_nb.data / mmrec_nb.sources / mmrec_nb.synthetic: bad input, real counts, split rules."""
+"""Tests of mmrec_nb.data / mmrec_nb.sources / mmrec_nb.synthetic: real counts, split rules, sources' modalities
+(the bad-input table is tests/test_bad_input.py)."""
 import importlib.metadata
 import json
 import subprocess
@@ -36,96 +37,6 @@ def make_mmrec(tmp_path, inter=GOOD_INTER, features=None, name='toy'):
         else:
             np.save(folder / f'{modality}_feat.npy', x)
     return folder
-
-
-def with_nan(row, value=np.nan):
-    x = np.ones((5, 3), dtype=np.float32)
-    x[row, 1] = value
-    return x
-
-
-# (id, inter file contents, features or None, load_dataset options, words the message must contain)
-BAD_MMREC = [
-    ('binary', b'userID\titemID\x00\x01\x02\n', None, {}, ['toy.inter', 'not a text file']),
-    ('not-utf8', b'userID\titemID\tx_label\n0\t\xff\t0\n', None, {}, ['toy.inter', 'not UTF-8']),
-    ('empty', '', None, {}, ['toy.inter', 'empty file']),
-    ('header-only', 'userID\titemID\tx_label\n', None, {}, ['toy.inter', 'no data rows']),
-    ('comma-separated', 'userID,itemID,x_label\n0,0,0\n', None, {}, ['toy.inter', 'expected tab-separated']),
-    ('space-separated', 'userID itemID x_label\n0 0 0\n', None, {}, ['toy.inter', 'expected tab-separated']),
-    ('missing-column', 'userID\tx_label\n0\t0\n', None, {}, ['toy.inter', 'missing column(s) itemID']),
-    ('misnamed-column', 'user_id\titemID\tx_label\n0\t0\t0\n', None, {},
-     ['toy.inter', 'missing column(s) userID', 'found user_id']),
-    ('non-integer-id', 'userID\titemID\tx_label\n0\t0\t0\n0\ta3\t1\n', None, {},
-     ['toy.inter', "line 3, column 'itemID'", "'a3' is not an integer id"]),
-    ('fractional-id', 'userID\titemID\tx_label\n0.5\t0\t0\n', None, {},
-     ['toy.inter', "line 2, column 'userID'", 'not an integer']),
-    ('negative-id', 'userID\titemID\tx_label\n0\t0\t0\n0\t-2\t1\n', None, {},
-     ['toy.inter', "line 3, column 'itemID'", 'negative id -2']),
-    ('missing-cell', 'userID\titemID\tx_label\n0\t0\t0\n1\n', None, {}, ['toy.inter', "line 3, column 'itemID'"]),
-    ('id-beyond-features', 'userID\titemID\tx_label\n0\t0\t0\n0\t7\t1\n0\t1\t2\n', None, {},
-     ['toy.inter', "line 3, column 'itemID'", 'id 7 is beyond the 5 rows of text_feat.npy']),
-    ('feature-rows-differ', GOOD_INTER, {'text': np.ones((5, 3)), 'image': np.ones((6, 2))}, {},
-     ['toy', 'disagree on the number of items', 'image_feat.npy', 'text_feat.npy']),
-    ('nan-feature', GOOD_INTER, {'text': with_nan(2)}, {}, ['toy.inter', "modality 'text'", 'first in row 2']),
-    ('inf-feature', GOOD_INTER, {'text': np.ones((5, 3)), 'audio_vggish': with_nan(4, np.inf)}, {},
-     ['toy.inter', "modality 'audio_vggish'", 'first in row 4']),
-    ('feature-not-2d', GOOD_INTER, {'text': np.ones(5)}, {}, ['text_feat.npy', 'must be 2-D']),
-    ('feature-corrupt', GOOD_INTER, {'text': b'not a numpy file'}, {}, ['text_feat.npy', 'not a readable .npy']),
-    ('duplicates-error', GOOD_INTER + '0\t1\t1\t0\n0\t1\t1\t2\n', None, {'duplicates': 'error'},
-     ['toy.inter', '2 duplicate (user, item) rows', 'first at line 9']),
-    ('x-label-out-of-range', 'userID\titemID\tx_label\n0\t0\t0\n0\t1\t3\n', None, {},
-     ['toy.inter', "line 3, column 'x_label'", "'3' is not 0 (train), 1 (valid) or 2 (test)"]),
-    ('x-label-word', 'userID\titemID\tx_label\n0\t0\ttrain\n', None, {},
-     ['toy.inter', "line 2, column 'x_label'"]),
-    ('empty-given-split', 'userID\titemID\tx_label\n0\t0\t0\n0\t1\t1\n1\t2\t0\n', None, {},
-     ['toy.inter', 'the test split is empty']),
-    ('non-contiguous-users', 'userID\titemID\tx_label\n0\t0\t0\n3\t1\t1\n3\t2\t2\n', None, {},
-     ['toy.inter', "column 'userID' is not contiguous", 'first 1']),
-    ('bad-timestamp', 'userID\titemID\ttimestamp\tx_label\n0\t0\t12\t0\n0\t1\tnoon\t1\n', None, {},
-     ['toy.inter', "line 3, column 'timestamp'", 'not a finite number']),
-    ('unknown-modality', GOOD_INTER, None, {'modalities': ['image']},
-     ['toy.inter', "unknown modality 'image'", 'available: text']),
-    ('unknown-normalize', GOOD_INTER, None, {'normalize': 'minmax'}, ["normalize must be", "'minmax'"]),
-    ('unknown-split', GOOD_INTER, None, {'split': 'leave-one-out'}, ["split must be", "'leave-one-out'"]),
-    ('temporal-without-time', GOOD_INTER, None, {'split': 'temporal'}, ['toy.inter', 'needs timestamps']),
-    ('random-split-all-tiny', 'userID\titemID\tx_label\n0\t0\t0\n0\t1\t1\n1\t1\t2\n2\t4\t0\n3\t0\t0\n', None,
-     {'split': 'random'}, ['toy.inter', 'the valid split is empty for every user', '>= 3 interactions']),
-]
-
-
-@pytest.mark.parametrize('case', BAD_MMREC, ids=[c[0] for c in BAD_MMREC])
-def test_bad_mmrec_input(tmp_path, case):
-    _, inter, features, options, words = case
-    folder = make_mmrec(tmp_path, inter, features)
-    with pytest.raises(DataError) as caught:
-        load_dataset(folder, **options)
-    for word in words:
-        assert word in str(caught.value), (word, str(caught.value))
-
-
-# (id, .inter text, .item text or None, words)
-BAD_RECBOLE = [
-    ('header-without-type', 'user_id:token\titem_id\n1\t2\n', None, ['books.inter', "'item_id' is not field:type"]),
-    ('unknown-type', 'user_id:token\titem_id:string\n1\t2\n', None, ['books.inter', "'item_id:string'"]),
-    ('missing-item-field', 'user_id:token\trating:float\n1\t2\n', None, ['books.inter', 'missing column(s) item_id']),
-    ('empty-id', 'user_id:token\titem_id:token\n1\t2\n \t3\n', None, ['books.inter', "line 3, column 'user_id'", 'empty id']),
-    ('ragged-float-seq', 'user_id:token\titem_id:token\n1\t2\n',
-     'item_id:token\temb:float_seq\n2\t1 2 3\n3\t1 2\n', ['books.item', "line 3, column 'emb'", '2 values, expected 3']),
-    ('item-listed-twice', 'user_id:token\titem_id:token\n1\t2\n', 'item_id:token\tname:token_seq\n2\ta\n2\tb\n',
-     ['books.item', "line 3, column 'item_id'", 'listed twice']),
-]
-
-
-@pytest.mark.parametrize('case', BAD_RECBOLE, ids=[c[0] for c in BAD_RECBOLE])
-def test_bad_recbole_input(tmp_path, case):
-    _, inter, item, words = case
-    (tmp_path / 'books.inter').write_text(inter)
-    if item is not None:
-        (tmp_path / 'books.item').write_text(item)
-    with pytest.raises(DataError) as caught:
-        load_dataset(tmp_path / 'books.inter')
-    for word in words:
-        assert word in str(caught.value), (word, str(caught.value))
 
 
 def test_missing_paths_and_roots(tmp_path, monkeypatch):
@@ -197,7 +108,9 @@ def test_mmrec_folder_roundtrip(tmp_path):
     folder = make_mmrec(tmp_path, features={'image': np.ones((6, 2)), 'text': np.ones((6, 4)),
                                             'audio_vggish': np.full((6, 3), 100.0)})
     (folder / 'items.tsv').write_text('itemID\tname\n0\tzero\n4\tfour\n')
-    data = load_dataset(folder, normalize={'image': None})
+    with pytest.raises(DataError, match='5 distinct item ids are used, but audio_vggish_feat.npy has 6 rows'):
+        load_dataset(folder)
+    data = load_dataset(folder, normalize={'image': None}, item_ids='keep')
     assert (data.n_users, data.n_items) == (4, 6)              # item 5: features, no interactions
     assert set(data.features) == {'image', 'text', 'audio_vggish'}
     assert data.info['modalities']['image']['normalize'] is None
@@ -206,7 +119,10 @@ def test_mmrec_folder_roundtrip(tmp_path):
     assert data.titles == ['zero', '', '', '', 'four', '']
     assert data.train.tolist() == [[0, 0], [0, 1], [1, 1], [2, 4], [3, 0]]
     assert data.valid.tolist() == [[0, 2]] and data.test.tolist() == [[1, 3]]
-    assert load_dataset(folder / 'toy.inter', modalities='text').features.keys() == {'text'}
+    assert load_dataset(folder / 'toy.inter', modalities='text', item_ids='keep').features.keys() == {'text'}
+    mapped = load_dataset(folder, item_ids='map')
+    assert mapped.n_items == 5 and mapped.info['raw_item_ids'] == [0, 1, 2, 3, 4]
+    assert mapped.titles == ['zero', '', '', '', 'four']
     assert data.train.dtype == torch.int64 and data.features['text'].dtype == torch.float32
 
 
@@ -448,3 +364,89 @@ def test_recdataset_validates_itself():
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         RecDataset('toy', 2, 4, torch.tensor([[0, 1]]), torch.zeros(0, 2), torch.zeros(0, 2), {}).csr()
+
+
+def test_gappy_item_ids_without_features_are_mapped(tmp_path):
+    "Issue 12: ids 0, 20, 100, 5000 are four items, not 5,001; info says so, and 'keep' keeps the id space."
+    inter = 'userID\titemID\tx_label\n' + ''.join(f'{u}\t{i}\t{k}\n' for u in range(3)
+                                                 for i, k in [(0, 0), (20, 0), (100, 1), (5000, 2)])
+    folder = make_mmrec(tmp_path, inter, features={})
+    data = load_dataset(folder)
+    assert data.n_items == 4 and data.info['raw_item_ids'] == [0, 20, 100, 5000]
+    assert data.info['item_ids'].startswith('mapped: 4 gappy ids (largest 5000)')
+    assert data.test.tolist() == [[0, 3], [1, 3], [2, 3]]
+    with pytest.raises(DataError, match="id 5000 is far beyond the 4 distinct items"):
+        load_dataset(folder, item_ids='keep')                     # 4,997 phantom items: refused
+    sparse = make_mmrec(tmp_path, inter.replace('\t5000\t', '\t300\t'), features={}, name='sparse')
+    assert load_dataset(sparse, item_ids='keep').n_items == 301   # kept as asked: 297 items nobody rated
+    contiguous = load_dataset(make_mmrec(tmp_path, name='plain', features={}))
+    assert contiguous.n_items == 5 and 'item_ids' not in contiguous.info
+
+
+def test_duplicates_of_a_given_split_are_counted_per_split(tmp_path):
+    folder = make_mmrec(tmp_path, GOOD_INTER + '0\t1\t1\t1\n0\t0\t1\t2\n1\t3\t1\t2\n')
+    with pytest.warns(DataWarning, match=r'train 0, valid 1, test 2; 2 repeat a pair of another split'):
+        data = load_dataset(folder)
+    assert data.info['duplicates_dropped'] == 3
+    assert data.info['duplicates_dropped_by_split'] == {'train': 0, 'valid': 1, 'test': 2}
+
+
+def write_books(folder, n_users=12, n_items=10, item_rows=None):
+    "A RecBole folder books/: every user rates 6 items; .item with title, year, brand, tags and emb fields."
+    folder.mkdir(exist_ok=True)
+    rows = ['user_id:token\titem_id:token\trating:float\ttimestamp:float']
+    rows += [f'u{u}\tb{(u + 3 * k) % n_items}\t{1 + k % 5}\t{100 * u + k}' for u in range(n_users) for k in range(6)]
+    (folder / 'books.inter').write_text('\n'.join(rows) + '\n')
+    items = ['item_id:token\ttitle:token_seq\tyear:float\tbrand:token\ttags:token_seq\temb:float_seq']
+    items += [f'b{i}\tbook number {i}\t{1990 + i}\tpress{i % 3}\tx{i % 2} y{i % 4}\t{i} {-i}'
+              for i in (range(n_items) if item_rows is None else item_rows)]
+    (folder / 'books.item').write_text('\n'.join(items) + '\n')
+    return folder / 'books.inter'
+
+
+def test_recbole_item_fields_become_modalities(tmp_path, monkeypatch):
+    monkeypatch.setenv('MMREC_CACHE', str(tmp_path / 'cache'))
+    inter = write_books(tmp_path / 'books')
+    data = load_dataset(inter)
+    fields = data.info['item_fields']
+    assert {name: field['as'] for name, field in fields.items()} == {
+        'title': 'text', 'year': 'numeric', 'brand': 'one_hot', 'tags': 'multi_hot', 'emb': 'numeric'}
+    assert fields['title']['text_model'] == 'all-MiniLM-L6-v2'
+    assert {m: tuple(x.shape) for m, x in data.features.items()} == {
+        'title': (10, 384), 'year': (10, 1), 'brand': (10, 3), 'tags': (10, 6), 'emb': (10, 2)}
+    assert data.info['modalities']['year']['normalize'] == 'standard'       # z-scored: a norm of one number is its sign
+    assert data.info['modalities']['title']['normalize'] == 'l2'
+    assert data.features['year'].flatten().tolist() == pytest.approx(((np.arange(10) - 4.5) / np.arange(10).std()).tolist(),
+                                                                    abs=1e-5)
+    assert data.features['brand'].sum(1).eq(1).all() and data.titles[2] == 'book number 2'
+    titles = load_dataset(inter, modalities=['title'], normalize=None).features['title']
+    assert torch.allclose(titles, torch.from_numpy(embed_texts([f'book number {i}' for i in range(10)])), atol=1e-5)
+    assert list(tmp_path.joinpath('cache').glob('text_*.npy'))                # cached like ml100k's titles
+    chosen = load_dataset(inter, item_fields={'tags': 'skip', 'brand': 'skip', 'title': 'multi_hot'})
+    assert sorted(chosen.features) == ['emb', 'title', 'year'] and chosen.features['title'].shape == (10, 12)
+    assert chosen.info['item_fields']['tags'] == {'type': 'token_seq', 'as': 'skip', 'why': 'item_fields option'}
+
+
+def test_recbole_catalogue_rules(tmp_path):
+    inter = write_books(tmp_path / 'books', item_rows=range(8))               # b8, b9 have no .item row
+    with pytest.raises(DataError, match=r"2 of the 10 items of books.inter have no row here"):
+        load_dataset(inter, modalities=['year'])
+    with pytest.warns(DataWarning, match='they get all-zero features'):
+        data = load_dataset(inter, missing_items='zeros', modalities=['year', 'emb'], normalize=None)
+    assert data.info['missing_items'] == {'count': 2, 'fallback': 'all-zero features'}
+    assert data.features['year'][-2:].abs().sum() == 0 and data.features['year'][0, 0] == 1990
+    inter = write_books(tmp_path / 'more', item_rows=range(12))              # b10, b11 never rated
+    with pytest.raises(DataError, match=r"2 of its 12 items never occur in books.inter, which uses 10"):
+        load_dataset(inter)
+    assert load_dataset(inter, item_ids='keep', modalities=['year']).n_items == 12
+    mapped = load_dataset(inter, item_ids='map', modalities=['year'], normalize=None)
+    assert mapped.n_items == 10 and mapped.features['year'][:, 0].tolist() == [1990.0 + i for i in range(10)]
+
+
+def test_recbole_tokens_are_stripped(tmp_path):
+    (tmp_path / 'w.inter').write_text('user_id:token\titem_id:token\n'
+                                      + ''.join(f'U{u}{" " if u == 0 and k == 1 else ""}\t{k}\n'
+                                                for u in range(4) for k in range(5)))
+    with pytest.warns(DataWarning, match=r"stripped surrounding whitespace from 1 token\(s\), the first at line 3"):
+        data = load_dataset(tmp_path / 'w.inter')
+    assert data.n_users == 4 and data.info['raw_user_ids'] == ['U0', 'U1', 'U2', 'U3']
