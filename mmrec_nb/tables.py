@@ -9,11 +9,13 @@ import math
 import warnings
 from pathlib import Path
 
+from .claims import paired_test
 from .records import METRICS, PROFILES, SPLITS, as_list, git_commit, read_result, resolve_path, same_commit
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'DEFAULT_METRICS', 'result_row', 'result_files', 'load_records', 'load_results', 'summarize',
-           'prefer_profile', 'preferred_runs', 'leaderboard_table', 'provenance_note', 'mean_curves']
+__all__ = ['METRIC_COLUMNS', 'DEFAULT_METRICS', 'RANKED', 'COST_COLUMNS', 'PALETTE', 'result_row', 'result_files', 'load_records',
+           'load_results', 'summarize', 'prefer_profile', 'preferred_runs', 'row_labels', 'leaderboard_table',
+           'cost_table', 'provenance_note', 'unranked_note', 'leaderboard_summary', 'mean_curves', 'model_colors']
 
 # %% ../nbs/04a_tables.ipynb #23400801
 _RUN_COLUMNS = ('profile', 'notebook', 'dataset', 'model', 'variant', 'seed', 'commit', 'date', 'config_hash', 'best_epoch',
@@ -96,31 +98,74 @@ def preferred_runs(runs, per=('dataset',), order=('full', 'quick')):
     kept = runs[runs['profile'].isin(list(order))]
     return kept[_best_profile(kept, list(per), order)].reset_index(drop=True)
 
+# %% ../nbs/04a_tables.ipynb #48f51712
+RANKED = ('full',)
+COST_COLUMNS = {'train_seconds_per_epoch': ('s/epoch', '{:.3f}'), 'epochs_run': ('epochs', '{:.0f}'),
+                'best_epoch': ('best', '{:.0f}'), 'wall_seconds': ('wall s', '{:.0f}'),
+                'peak_memory_mb': ('peak MB', '{:.0f}')}
+# a 0.9em font keeps four metrics with their ± and ★ within a ~700 px column
+_COMPACT = [{'selector': '', 'props': 'font-size: 0.9em'}]
+
+def row_labels(rows) -> list[str]:
+    """How tables and figures name the rows of `rows` (runs or `summarize` rows): the model, '/variant' for a
+    variant, ' (notebook)' where the model name comes from more than one notebook."""
+    repeated = rows.groupby('model')['notebook'].nunique() > 1
+    return [model + (f'/{variant}' if variant else '') + (f' ({notebook})' if repeated[model] else '')
+            for model, notebook, variant in zip(rows['model'], rows['notebook'], rows['variant'])]
+
 def _metric_label(column: str) -> str:
     split, name = column.split('_', 1)
     kind, k = name.split('@')
     pretty = {'recall': 'Recall', 'ndcg': 'NDCG', 'precision': 'Precision', 'hit': 'HitRate'}.get(kind, kind)
     return f'{pretty}@{k}' + ('' if split == 'test' else f' ({split})')
 
-def leaderboard_table(rows, metrics=DEFAULT_METRICS, digits: int = 4, star: str = '★'):
-    "A (notebook, model) x metric Styler of 'mean ± std' (plus seeds, profile) for one dataset's `summarize` rows; best mean per column starred and bold."
+def _mean_std(mean: float, std: float, digits: int) -> str:
+    if math.isnan(mean):
+        return '—'
+    return f'{mean:.{digits}f}' + ('' if math.isnan(std) else f' ± {std:.{digits}f}')
+
+def leaderboard_table(rows, metrics=DEFAULT_METRICS, digits: int = 4, star: str = '★', ranked=RANKED):
+    """A Styler of one row per model: its name, 'mean ± std' per metric and seeds (and profile, when `rows` mix
+    profiles), from one data set's `summarize` rows; per column the best mean among the rows of a `ranked`
+    profile is starred and bold (a row of another profile, such as a quick one, never is)."""
     import pandas as pd
-    metrics = list(metrics)
-    index = pd.MultiIndex.from_frame(rows[['notebook', 'model']])
-    best = {name: rows[f'{name}_mean'].max() for name in metrics}
-    cells, is_best = {}, {}
+    in_ranking = rows['profile'].isin(list(ranked)).to_list()
+    cells, is_best = {'model': row_labels(rows)}, {}
     for name in metrics:
-        mean, std = rows[f'{name}_mean'].to_numpy(), rows[f'{name}_std'].to_numpy()
-        top = [bool(m == best[name]) for m in mean]
-        cells[_metric_label(name)] = [
-            ('' if math.isnan(m) else f'{m:.{digits}f}') + ('' if math.isnan(s) else f' ± {s:.{digits}f}')
-            + (f' {star}' if flag else '') for m, s, flag in zip(mean, std, top)]
+        mean, std = rows[f'{name}_mean'].astype(float).to_list(), rows[f'{name}_std'].astype(float).to_list()
+        best = max((m for m, rank in zip(mean, in_ranking) if rank and not math.isnan(m)), default=math.nan)
+        top = [rank and m == best for m, rank in zip(mean, in_ranking)]
+        cells[_metric_label(name)] = [_mean_std(m, s, digits) + (f' {star}' if flag else '')
+                                      for m, s, flag in zip(mean, std, top)]
         is_best[_metric_label(name)] = top
     cells['seeds'] = rows['n_seeds'].astype(int).to_list()
-    cells['profile'] = rows['profile'].to_list()
-    text, mask = pd.DataFrame(cells, index=index), pd.DataFrame(is_best, index=index)
-    return text.style.apply(lambda column: ['font-weight: bold' if flag else '' for flag in mask[column.name]]
-                            if column.name in mask else [''] * len(column))
+    if rows['profile'].nunique() > 1:
+        cells['profile'] = rows['profile'].to_list()
+    text, mask = pd.DataFrame(cells), pd.DataFrame(is_best)
+    return text.style.hide(axis='index').set_table_styles(_COMPACT).apply(
+        lambda column: ['font-weight: bold' if flag else '' for flag in mask[column.name]]
+        if column.name in mask else [''] * len(column))
+
+def cost_table(rows, costs=tuple(COST_COLUMNS)):
+    """A Styler of one row per model: its name and its costs' means over seeds, from one data set's `summarize`
+    rows (summarised with the `COST_COLUMNS` among their metrics), labelled and formatted as in `COST_COLUMNS`;
+    '—' where there is none."""
+    import pandas as pd
+    cells = {COST_COLUMNS[name][0]: ['—' if math.isnan(value) else COST_COLUMNS[name][1].format(value)
+                                     for value in rows[f'{name}_mean'].astype(float)] for name in costs}
+    table = pd.DataFrame({'model': row_labels(rows)} | cells)
+    return table.style.hide(axis='index').set_table_styles(_COMPACT)
+
+# %% ../nbs/04a_tables.ipynb #dc0b5e78
+_WHY_UNRANKED = {'quick': 'a check that the pipeline runs end to end, not a result'}
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+def _names(names) -> str:
+    "'a', 'a and b', 'a, b and c'."
+    names = list(names)
+    return names[0] if len(names) == 1 else ', '.join(names[:-1]) + ' and ' + names[-1]
 
 def provenance_note(rows, head: str | None = None) -> str:
     "One line under a table: profile(s), seeds, code commits (non-HEAD ones flagged 'from commit X') and run dates."
@@ -134,16 +179,100 @@ def provenance_note(rows, head: str | None = None) -> str:
     return (f"profile {', '.join(sorted(set(rows['profile'])))}; seeds {', '.join(map(str, seeds))}; "
             f"code {', '.join(described)}; run {first if first == last else f'{first} to {last}'} (UTC)")
 
+def unranked_note(runs, ranked=RANKED) -> str:
+    """One sentence on the runs among `runs` (one data set's `load_results` rows) whose profile is not `ranked`:
+    how many, with how many seeds and epochs, why they are not ranked, and which models have no ranked run;
+    '' when there are none."""
+    is_ranked = runs['profile'].isin(list(ranked)).to_list()
+    rest = runs[[not flag for flag in is_ranked]]
+    if rest.empty:
+        return ''
+    parts = [f"{_plural(len(group), f'{profile}-profile run')} ({_plural(group['seed'].nunique(), 'seed')}, "
+             f"at most {_plural(int(group['epochs_run'].max()), 'epoch')})"
+             for profile, group in rest.groupby('profile')]
+    why = '; '.join(f"the {profile} profile is {_WHY_UNRANKED.get(profile, 'not the protocol')}"
+                    for profile in sorted(set(rest['profile'])))
+    text = f"{_names(parts)} {'is' if len(rest) == 1 else 'are'} not ranked: {why}."
+    labels, profiles = row_labels(runs), ' or '.join(ranked)
+    only = sorted({label for label, flag in zip(labels, is_ranked) if not flag}
+                  - {label for label, flag in zip(labels, is_ranked) if flag})
+    if not any(is_ranked):
+        return text + f' No {profiles}-profile run yet, so nothing is ranked here.'
+    if only:
+        text += f" {_names(only)} {'has' if len(only) == 1 else 'have'} no {profiles}-profile run yet."
+    return text
 
+# %% ../nbs/04a_tables.ipynb #b3e62322
+def _relative(value: float, reference: float) -> str:
+    return f'({value / abs(reference):+.1%})' if reference else ''
+
+def _p_text(p: float) -> str:
+    return 'p < 0.001' if p < 0.001 else f'p = {p:.3f}'
+
+def _lead_sentence(runs, labels, metric: str, digits: int) -> str:
+    "Who leads on `metric`, by how much over the runner-up, and whether the seed-paired test calls it beyond noise."
+    means = runs.groupby(labels)[metric].mean().sort_index().sort_values(ascending=False, kind='stable')
+    name = _metric_label(metric)
+    leader, runner = means.index[0], means.index[1]
+    lead = means[leader] - means[runner]
+    per_seed = {label: runs[labels == label].set_index('seed')[metric] for label in (leader, runner)}
+    test = paired_test(per_seed[leader], per_seed[runner])
+    seeds = _plural(test['n'], 'paired seed')
+    noise = {'win': f"beyond the seeds' noise (seed-paired t-test, {_p_text(test['p'])}, {seeds})",
+             'tie': f"within the seeds' noise (seed-paired t-test, {_p_text(test['p'])}, {seeds})",
+             'loss': f"reversed on the seeds both have ({runner} ahead, {_p_text(test['p'])}, {seeds})",
+             'untested': f"not testable against the seeds' noise ({seeds})"}[test['outcome']]
+    return (f"{leader} leads on test {name} with {means[leader]:.{digits}f}, {lead:.{digits}f} "
+            f"{_relative(lead, means[runner])} above {runner} ({means[runner]:.{digits}f}); the lead is {noise}.")
+
+def leaderboard_summary(runs, metrics=('test_recall@20', 'test_ndcg@20'), cost: str = 'train_seconds_per_epoch',
+                        digits: int = 4) -> str:
+    """What one data set's board says, as Markdown computed from its runs (`load_results` rows of the ranked
+    profile): per metric the leader, its lead over the runner-up and whether the seed-paired test puts that lead
+    beyond the seeds' noise; then the cheapest and the most expensive model per training epoch, and what the
+    leader on the first metric costs when it is neither."""
+    import pandas as pd
+    labels = pd.Series(row_labels(runs), index=runs.index)
+    models = sorted(set(labels))
+    if len(models) < 2:
+        return (f'Only {models[0]} has results here: nothing to rank it against.' if models
+                else 'No results to rank here.')
+    sentences = [_lead_sentence(runs, labels, metric, digits) for metric in metrics]
+    per_epoch = runs.groupby(labels)[cost].mean().sort_index().sort_values(kind='stable')
+    cheap, dear = per_epoch.index[0], per_epoch.index[-1]
+
+    def times(label):
+        relative_to_cheapest = per_epoch[cheap] > 0 and label != cheap
+        ratio = f', {per_epoch[label] / per_epoch[cheap]:.1f}× {cheap}' if relative_to_cheapest else ''
+        return f'{per_epoch[label]:.3f} s{ratio}'
+    sentences.append(f'Per training epoch {cheap} is the cheapest ({times(cheap)}) and {dear} the most expensive '
+                     f'({times(dear)}).')
+    leader = runs.groupby(labels)[metrics[0]].mean().idxmax()
+    if leader not in (cheap, dear):
+        sentences.append(f'The {_metric_label(metrics[0])} leader, {leader}, takes {times(leader)}.')
+    return ' '.join(sentences)
+
+# %% ../nbs/04a_tables.ipynb #7d23d7d3
 def mean_curves(df):
-    "Valid curves averaged over seeds: index epoch, one column per model (labelled 'model (notebook)' when a model name repeats)."
+    "Valid curves averaged over seeds: index epoch, one column per row (named by `row_labels`), axis name 'model'."
     import pandas as pd
     if df.empty:
         return pd.DataFrame()
-    repeated = df.groupby('model')['notebook'].nunique() > 1
-    points = [{'label': f'{row.model} ({row.notebook})' if repeated[row.model] else row.model, 'epoch': epoch, 'value': value}
-              for row in df.itertuples() for epoch, value in zip(row.curve_epoch, row.curve_value)]
+    points = [{'label': label, 'epoch': epoch, 'value': value}
+              for label, row in zip(row_labels(df), df.itertuples())
+              for epoch, value in zip(row.curve_epoch, row.curve_value)]
     if not points:
         return pd.DataFrame()
     curves = pd.DataFrame(points).pivot_table(index='epoch', columns='label', values='value', aggfunc='mean')
     return curves.rename_axis(columns='model')
+
+# matplotlib's tab10, then tab20's light shades
+PALETTE = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
+           '#17becf', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7',
+           '#dbdb8d', '#9edae5')
+
+def model_colors(models) -> dict[str, str]:
+    """{model: colour}: the sorted distinct names of `models` take `PALETTE`'s colours in order (cycling past its
+    end). Pass the model names of the whole results set (`load_results()['model']`), not those of one figure, so
+    that a model has the same colour in every panel and on every page."""
+    return {name: PALETTE[position % len(PALETTE)] for position, name in enumerate(sorted(set(models)))}
