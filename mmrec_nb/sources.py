@@ -563,6 +563,10 @@ def find_data_root(data_root=None) -> Path:
 def _find_inter(name: str, data_root) -> Path:
     path = Path(name).expanduser()
     if not path.exists() and len(path.parts) == 1:  # a bare name: a folder under the data root
+        builtin = {'ml100k': 'ml100k', 'ml-100k': 'ml100k', 'synthetic': 'synthetic'}.get(name.lower())
+        if builtin:  # names are case-sensitive: 'ML100K' is a typo, not a folder to look for
+            raise DataError(f"unknown dataset {name!r}: did you mean {builtin!r}? (dataset names are "
+                            f"case-sensitive)")
         path = find_data_root(data_root) / name
         if not path.exists():
             raise DataError(f"unknown dataset {name!r}: not ml100k or synthetic, not a path, and no "
