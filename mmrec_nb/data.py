@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .sources import (
-    TEXT_MODEL, DataError, DataWarning, embed_texts, find_data_root, year_features,
-    _find_inter, _keep_first, _read_ml100k, _read_mmrec, _read_recbole, _read_table)
+from .sources import TEXT_MODEL, DataError, DataWarning, embed_texts, find_data_root
+from .sources import _find_inter, _keep_first, _read_mmrec, _read_table
+from .recbole_files import _read_ml100k, _read_recbole, year_features
 from .synthetic import generate
 
 _all_ = ['DataError', 'DataWarning', 'TEXT_MODEL', 'embed_texts', 'find_data_root', 'year_features']
