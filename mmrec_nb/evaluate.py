@@ -138,9 +138,15 @@ def _stream(scorer: _Scorer, users: torch.Tensor, k: int, exclude, items, batch_
             else:
                 block_items = torch.arange(lo, hi) if items is None else items[lo:hi]
                 scores = scorer.model.scores(batch.to(device), block_items.to(device))
-                if tuple(scores.shape) != (len(batch), hi - lo) or torch.isnan(scores).any():
-                    raise ValueError(f"{type(scorer.model).__name__}.scores must return a NaN-free "
-                                     f"({len(batch)}, {hi - lo}) block, got {tuple(scores.shape)}")
+                owner = type(scorer.model).__name__
+                if tuple(scores.shape) != (len(batch), hi - lo):
+                    raise ValueError(f"{owner}.scores must return a ({len(batch)}, {hi - lo}) block of scores for "
+                                     f"{len(batch)} users x items {lo}..{hi - 1}, got shape {tuple(scores.shape)}")
+                if bad := int(torch.isnan(scores).sum()):
+                    user, item = (int(v) for v in torch.nonzero(torch.isnan(scores))[0])
+                    raise ValueError(f"{owner}.scores returned {bad} NaN score(s) in a NaN-free ({len(batch)}, "
+                                     f"{hi - lo}) block, the first for user {int(batch[user])} and item "
+                                     f"{int(block_items[item])}")
                 block = block_topk(scores if scores.is_floating_point() else scores.float(), mask, lo, k)
             values, ids = block if values is None else merge_topk(values, ids, *block, k)   # eq. (topk-merge)
         all_values.append(values.cpu())

@@ -285,8 +285,14 @@ def test_bad_input_errors():
     class NaNScores(ScoreModel):
         def scores(self, users, items=None):
             return torch.full((len(users), len(items)), float('nan'))
-    with pytest.raises(ValueError, match='NaN-free'):
+    with pytest.raises(ValueError, match=r'NaNScores.scores returned \d+ NaN score\(s\) .* the first for user \d+ and item \d+'):
         evaluate(NaNScores(user_emb, item_emb), data)
+
+    class WrongShape(ScoreModel):
+        def scores(self, users, items=None):
+            return torch.zeros(len(users), len(items) + 1)
+    with pytest.raises(ValueError, match=r'WrongShape.scores must return a \(\d+, \d+\) block .* got shape'):
+        evaluate(WrongShape(user_emb, item_emb), data)
     with pytest.raises(ValueError, match='no user has a target in split .valid. among the cold items'):
         evaluate((user_emb, item_emb), SimpleNamespace(**{**vars(data), 'valid': pairs((0, 1))}), cold_items=[2, 3])
     with pytest.raises(ValueError, match='cold_items must be non-empty'):
