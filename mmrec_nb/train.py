@@ -78,22 +78,35 @@ class Recommender(nn.Module):
 # %% ../nbs/02_train.ipynb #62fa988d
 @dataclass
 class EarlyStopping:
-    "Best-so-far of the validation metric, eq. (train-early): `update` says whether it improved."
+    """Best-so-far of the validation metric, eq. (train-early): `update` says whether the raw value improved (the
+    state to keep). Stopping, eq. (train-stop), reads the trailing mean of the last `smooth` values instead: it stops
+    once that mean has not improved for `patience` evaluations, never before epoch `min_epochs`."""
     patience: int = 20
+    min_epochs: int = 0
+    smooth: int = 1
     best: float = -math.inf
     best_epoch: int = 0
-    bad_evals: int = 0
+    bad_evals: int = 0             # evaluations since the smoothed metric last improved
+    smooth_best: float = -math.inf
+    recent: list = field(default_factory=list)  # the last `smooth` values
+    epoch: int = 0                 # the last evaluated epoch
 
     def update(self, value: float, epoch: int) -> bool:
-        if value > self.best:  # strict: a tie keeps the earlier state; NaN never improves
-            self.best, self.best_epoch, self.bad_evals = float(value), int(epoch), 0
+        value = float(value)
+        self.epoch, self.recent = int(epoch), (self.recent + [value])[-self.smooth:]
+        smoothed = _mean(self.recent)
+        if smoothed > self.smooth_best:  # NaN never improves
+            self.smooth_best, self.bad_evals = smoothed, 0
+        else:
+            self.bad_evals += 1
+        if value > self.best:  # strict: a tie keeps the earlier state
+            self.best, self.best_epoch = value, int(epoch)
             return True
-        self.bad_evals += 1
         return False
 
     @property
     def should_stop(self) -> bool:
-        return self.bad_evals >= self.patience
+        return self.epoch >= self.min_epochs and self.bad_evals >= self.patience
 
 # %% ../nbs/02_train.ipynb #542f00a0
 METRIC_KINDS = ('recall', 'ndcg', 'precision', 'hit')   # what the evaluator reports, at any K
@@ -106,7 +119,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     batch_size: int = 2048
     epochs: int = 1000
-    patience: int = 20             # evaluations without a better valid metric before stopping
+    patience: int = 20             # evaluations without a better (smoothed) valid metric before stopping
+    min_epochs: int = 0            # no stopping before this epoch
+    smooth: int = 1                # stopping reads the trailing mean of this many valid evaluations
     eval_every: int = 1            # epochs between validation passes (the last epoch is always evaluated)
     n_neg: int = 1                 # negatives per positive: batch['neg'] has shape (B, n_neg)
     seed: int = 0
@@ -118,9 +133,11 @@ class TrainConfig:
     find_unused_parameters: bool = True  # DDP only
 
     def __post_init__(self):
-        for name in ('batch_size', 'patience', 'eval_every', 'n_neg', 'checkpoint_every'):
+        for name in ('batch_size', 'patience', 'smooth', 'eval_every', 'n_neg', 'checkpoint_every'):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.min_epochs) < 0:
+            raise ValueError(f"TrainConfig.min_epochs must be >= 0, got {self.min_epochs}")
         if self.epochs < 0 or not self.lr > 0:
             raise ValueError(f"TrainConfig needs epochs >= 0 and lr > 0, got {self.epochs} and {self.lr}")
         kind, _, k = self.metric.removeprefix('cohort_').partition('@')
@@ -228,7 +245,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the sampler's own stream
         train = self.data.split('train')
         self.sampler = NegativeSampler(train, self.data.n_users, self.data.n_items, cfg.n_neg)
-        self.stopper, self.history, self.best_state, self.finished = EarlyStopping(cfg.patience), [], None, False
+        self.stopper, self.history, self.best_state, self.finished = EarlyStopping(cfg.patience, cfg.min_epochs, cfg.smooth), [], None, False
         self.fingerprint = run_fingerprint(self.model, self.data, cfg, ignore=VOLATILE_KEYS - RESUME_KEYS)
         resumed_from = self._resume()
         epoch = resumed_from or 0
