@@ -30,7 +30,7 @@ def pairwise_loss(user_emb, pos_emb, neg_emb, reg_emb, reg_weight: float) -> dic
     """eq. (base-bpr) + reg_weight * eq. (base-reg) for one batch: user_emb (B, d), pos_emb (B, d), neg_emb (B, n_neg, d).
     `reg_emb` is the (user, pos, neg) triple the penalty acts on (LightGCN passes its layer-0 rows)."""
     pos_scores = (user_emb * pos_emb).sum(-1)                    # s_ui = <e_u, e_i>  eq. (base-mf)
-    neg_scores = torch.einsum('bd,bnd->bn', user_emb, neg_emb)   # s_uj for every sampled j
+    neg_scores = (user_emb[:, None, :] * neg_emb).sum(-1)       # s_uj for every sampled j (einsum's bmm: ~5x slower on CPU)
     bpr = bpr_loss(pos_scores, neg_scores)                       # softplus(s_uj - s_ui), batch mean  eq. (base-bpr)
     reg = reg_weight * embedding_l2(*reg_emb)                    # lambda * batch L2  eq. (base-reg)
     return {'loss': bpr + reg, 'bpr': bpr, 'reg': reg}

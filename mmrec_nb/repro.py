@@ -16,9 +16,9 @@ from .records import (  # noqa: F401 (the record layer, re-exported: `from mmrec
     utc_now, validate_result, write_json_atomic, _component)
 
 # %% auto #0
-__all__ = ['data_id', 'data_label', 'registered_models', 'experiment_config', 'valid_curve', 'ranking_body', 'run_experiment',
-           'progress_logger', 'dataset_unavailable', 'load_dataset_or_none', 'data_labels', 'run_grid', 'run_study',
-           'stored_study']
+__all__ = ['SPLIT_SEED', 'data_id', 'data_label', 'registered_models', 'experiment_config', 'valid_curve', 'ranking_body',
+           'run_experiment', 'progress_logger', 'dataset_unavailable', 'load_dataset_or_none', 'data_labels',
+           'split_seed_options', 'run_grid', 'run_study', 'stored_study']
 
 # %% ../nbs/04_repro.ipynb #626fbff4
 def data_id(data) -> str:
@@ -169,13 +169,26 @@ def data_labels(datasets) -> dict[str, tuple[str, dict]]:
     return pairs
 
 
+SPLIT_SEED = 2024   # load_dataset's default split seed: with split_seeds, run seed k draws split SPLIT_SEED + k
+
+def split_seed_options(data, options: dict, seed: int) -> dict:
+    """The load options that give run `seed` its own split when the data set's split is drawn at random ('random' or
+    'cold' in `data.info`): {'seed': base + seed}, base = options' own 'seed' or SPLIT_SEED; a given or temporal split: {}."""
+    if data.info.get('split') not in ('random', 'cold'):
+        return {}
+    return {'seed': int(options.get('seed', SPLIT_SEED)) + int(seed)}
+
+
 def run_grid(*, notebook: str, datasets, models, profile: str | Profile = 'quick', seeds=None,
              epochs: int | None = None, out_dir: str | Path = 'results', data_root: str | Path | None = None,
              data_options: dict | None = None, model_configs: dict | None = None,
              train_configs: dict | None = None, variants: dict | None = None, force: bool = False,
-             checkpoint_root: str | Path | None = None, progress_file: str | Path | None = None) -> list[RunOutcome]:
+             checkpoint_root: str | Path | None = None, progress_file: str | Path | None = None,
+             split_seeds: bool = False) -> list[RunOutcome]:
     """Run (or reuse) every dataset x model x variant x seed. `seeds=None` takes the profile's; per-model configs by
-    model name; `variants` (name -> model-config overrides on top of the model's config) replace the plain run."""
+    model name; `variants` (name -> model-config overrides on top of the model's config) replace the plain run.
+    `split_seeds`: where a data set's split is random, seed k also draws its split (`split_seed_options`), so the
+    spread over seeds includes the split's; a given split (lastfm2k's) is the same for every seed."""
     profile = get_profile(profile)
     seeds = [int(seed) for seed in (as_list(seeds) or profile.seeds)]
     log = progress_logger(progress_file)
@@ -186,13 +199,17 @@ def run_grid(*, notebook: str, datasets, models, profile: str | Profile = 'quick
         data = load_dataset_or_none(name, log=log, **shared, **options)
         if data is None:
             continue
+        per_seed = {seed: split_seed_options(data, options, seed) if split_seeds else {} for seed in seeds}
+        loaded = {seed: load_dataset_or_none(name, log=log, **shared, **options | per_seed[seed])
+                  if per_seed[seed].get('seed', options.get('seed', SPLIT_SEED)) != options.get('seed', SPLIT_SEED)
+                  else data for seed in seeds}
         for model in as_list(models) or []:
             for variant, overrides in runs.items():
                 for seed in seeds:
                     outcomes.append(run_experiment(
-                        data, model, notebook=notebook, profile=profile, seed=seed, out_dir=out_dir, epochs=epochs,
+                        loaded[seed], model, notebook=notebook, profile=profile, seed=seed, out_dir=out_dir, epochs=epochs,
                         model_config={**(model_configs or {}).get(model, {}), **overrides},
-                        train_config=(train_configs or {}).get(model), data_options=shared | options,
+                        train_config=(train_configs or {}).get(model), data_options=shared | options | per_seed[seed],
                         dataset=label if isinstance(datasets, dict) else None,
                         variant=variant, force=force, checkpoint_root=checkpoint_root, log=log))
     return outcomes

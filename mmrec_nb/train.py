@@ -94,7 +94,7 @@ class EarlyStopping:
     def update(self, value: float, epoch: int) -> bool:
         value = float(value)
         self.epoch, self.recent = int(epoch), (self.recent + [value])[-self.smooth:]
-        smoothed = _mean(self.recent)
+        smoothed = sum(self.recent) / len(self.recent)
         if smoothed > self.smooth_best:  # NaN never improves
             self.smooth_best, self.bad_evals = smoothed, 0
         else:

@@ -126,7 +126,11 @@ class VBPR(Recommender):
 
     def loss(self, batch):
         users, pos, neg = batch_ids(batch)
-        items, where = torch.unique(torch.cat([pos, neg.flatten()]), return_inverse=True)
-        item_vecs = self.item_vectors(items)[where]          # each distinct item of the batch projected once
+        ids = torch.cat([pos, neg.flatten()])
+        if ids.numel() >= self.n_items:                      # the batch names about every item: project the catalogue
+            item_vecs = self.item_vectors()[ids]             # once, without gathering feature rows first
+        else:                                                # each distinct item of the batch projected once
+            items, where = torch.unique(ids, return_inverse=True)
+            item_vecs = self.item_vectors(items)[where]
         e_u, e_i, e_j = self.user_vectors(users), item_vecs[:len(pos)], item_vecs[len(pos):].view(*neg.shape, -1)
         return pairwise_loss(e_u, e_i, e_j, (e_u, e_i, e_j), self.config.reg_weight)
