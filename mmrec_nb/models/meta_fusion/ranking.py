@@ -263,7 +263,7 @@ def copy_students(model: MetaFusionCohort, students: torch.Tensor, to_best: bool
 
 class CohortTrainer(Trainer):
     """The shared `Trainer` for a cohort, eq. (mfr-stop): validation evaluates every student and keeps each one's best
-    state; the stopped metric 'cohort_<metric>' is the mean of the students' bests; test is never scored here."""
+    state; the stopped metric 'cohort_<metric>' is the mean of the students' current values; test is never scored here."""
     def __init__(self, model, data, config=None, **overrides):
         super().__init__(model, data, config, **overrides)
         if not self.config.metric.startswith('cohort_'):
@@ -281,8 +281,8 @@ class CohortTrainer(Trainer):
         model.best_metric.copy_(torch.where(improved, values, model.best_metric))
         model.best_epoch[improved] = model.epoch
         copy_students(model, improved, to_best=True)
-        return {self.config.metric: float(model.best_metric.mean()), f'max_{metric}': float(values.max()),
-                f'mean_{metric}': float(values.mean()), 'students': values.tolist()}
+        return {self.config.metric: float(values.mean()), f'best_mean_{metric}': float(model.best_metric.mean()),
+                f'max_{metric}': float(values.max()), f'mean_{metric}': float(values.mean()), 'students': values.tolist()}
 
     def restore_best(self) -> None:
         super().restore_best()
