@@ -90,7 +90,7 @@ class MetaFusionRec(MetaFusionCohort):
     @dataclass
     class Config(MetaFusionCohort.Config):
         rho_grid: tuple = (0.1, 1.0)       # phase-2 values of rho; rho = 0 is always compared
-        grid_epochs: int | None = 50       # epoch budget of each grid run (None: the full budget)
+        grid_epochs: int | None = None     # epoch budget of each grid run (None: the full budget, as phase 1)
         adaptive: bool = True              # False: uniform mutual learning (every student teaches)
         max_clusters: int = 10             # k-means of select_teachers
         p_prune: float = 0.5               # ensemble selection, eq. (mf-select)
