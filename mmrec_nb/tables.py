@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from pathlib import Path
 
 from .claims import paired_test
 from .records import METRICS, PROFILES, SPLITS, as_list, git_commit, read_result, resolve_path, same_commit
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'DEFAULT_METRICS', 'RANKED', 'COST_COLUMNS', 'PALETTE', 'result_row', 'result_files', 'load_records',
-           'load_results', 'summarize', 'prefer_profile', 'preferred_runs', 'row_labels', 'leaderboard_table',
-           'cost_table', 'provenance_note', 'unranked_note', 'leaderboard_summary', 'mean_curves', 'model_colors']
+__all__ = ['METRIC_COLUMNS', 'DEFAULT_METRICS', 'RANKED', 'COST_COLUMNS', 'PALETTE', 'MODEL_COLORS', 'result_row', 'result_files',
+           'load_records', 'load_results', 'summarize', 'prefer_profile', 'preferred_runs', 'row_labels',
+           'leaderboard_table', 'cost_table', 'provenance_note', 'unranked_note', 'leaderboard_summary', 'mean_curves',
+           'model_color', 'model_colors']
 
 # %% ../nbs/04a_tables.ipynb #23400801
 _RUN_COLUMNS = ('profile', 'notebook', 'dataset', 'model', 'variant', 'seed', 'commit', 'date', 'config_hash', 'best_epoch',
@@ -271,8 +273,18 @@ PALETTE = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e
            '#17becf', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7',
            '#dbdb8d', '#9edae5')
 
+MODEL_COLORS = {'bprmf': '#7f7f7f', 'lightgcn': '#1f77b4', 'seed_ensemble': '#17becf',
+                'vbpr': '#2ca02c', 'lattice': '#98df8a', 'freedom': '#bcbd22',
+                'metammf_mf': '#ff7f0e', 'metammf_gcn': '#d62728',
+                'meta_fusion': '#9467bd', 'meta_fusion_cohort': '#c5b0d5'}
+
+def model_color(name: str) -> str:
+    "The colour of model `name` on every page: `MODEL_COLORS`, else a `PALETTE` colour picked by a hash of the name."
+    model = str(name).split('/')[0]                 # a variant 'model/variant' takes its model's colour
+    if model in MODEL_COLORS:
+        return MODEL_COLORS[model]
+    return PALETTE[zlib.crc32(model.encode()) % len(PALETTE)]
+
 def model_colors(models) -> dict[str, str]:
-    """{model: colour}: the sorted distinct names of `models` take `PALETTE`'s colours in order (cycling past its
-    end). Pass the model names of the whole results set (`load_results()['model']`), not those of one figure, so
-    that a model has the same colour in every panel and on every page."""
-    return {name: PALETTE[position % len(PALETTE)] for position, name in enumerate(sorted(set(models)))}
+    "{model: `model_color(model)`} for the distinct names of `models`."
+    return {name: model_color(name) for name in dict.fromkeys(models)}
