@@ -5,9 +5,11 @@
 # %% ../nbs/04_repro.ipynb #60fa7776
 from __future__ import annotations
 
-import dataclasses, hashlib, shutil
+import dataclasses, hashlib, itertools, json, shutil
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 from .records import (  # noqa: F401 (the record layer, re-exported: `from mmrec_nb import repro` reaches all of it)
     METRICS, PROFILES, SCHEMA_VERSION, SPLITS, TASKS, VOLATILE_KEYS, Profile, RunOutcome, as_list, config_hash,
@@ -18,7 +20,8 @@ from .records import (  # noqa: F401 (the record layer, re-exported: `from mmrec
 # %% auto #0
 __all__ = ['SPLIT_SEED', 'data_id', 'data_label', 'registered_models', 'experiment_config', 'valid_curve', 'ranking_body',
            'run_experiment', 'progress_logger', 'dataset_unavailable', 'load_dataset_or_none', 'data_labels',
-           'split_seed_options', 'run_grid', 'run_study', 'stored_study']
+           'split_seed_options', 'run_grid', 'selection_path', 'grid_variants', 'run_tuning', 'tuned_configs',
+           'run_study', 'stored_study']
 
 # %% ../nbs/04_repro.ipynb #626fbff4
 def data_id(data) -> str:
@@ -184,11 +187,13 @@ def run_grid(*, notebook: str, datasets, models, profile: str | Profile = 'quick
              data_options: dict | None = None, model_configs: dict | None = None,
              train_configs: dict | None = None, variants: dict | None = None, force: bool = False,
              checkpoint_root: str | Path | None = None, progress_file: str | Path | None = None,
-             split_seeds: bool = False) -> list[RunOutcome]:
+             split_seeds: bool = False, tuned: bool = False) -> list[RunOutcome]:
     """Run (or reuse) every dataset x model x variant x seed. `seeds=None` takes the profile's; per-model configs by
     model name; `variants` (name -> model-config overrides on top of the model's config) replace the plain run.
     `split_seeds`: where a data set's split is random, seed k also draws its split (`split_seed_options`), so the
-    spread over seeds includes the split's; a given split (lastfm2k's) is the same for every seed."""
+    spread over seeds includes the split's; a given split (lastfm2k's) is the same for every seed. `tuned`: each
+    model starts from the configuration the stored tuning selection chose for the data set (`tuned_configs`), under
+    `model_configs` and the variant's overrides; a model without a selection keeps its defaults, with a note."""
     profile = get_profile(profile)
     seeds = [int(seed) for seed in (as_list(seeds) or profile.seeds)]
     log = progress_logger(progress_file)
@@ -203,16 +208,80 @@ def run_grid(*, notebook: str, datasets, models, profile: str | Profile = 'quick
         loaded = {seed: load_dataset_or_none(name, log=log, **shared, **options | per_seed[seed])
                   if per_seed[seed].get('seed', options.get('seed', SPLIT_SEED)) != options.get('seed', SPLIT_SEED)
                   else data for seed in seeds}
+        chosen = tuned_configs(label, profile.name, out_dir) if tuned else {}
         for model in as_list(models) or []:
+            if tuned:
+                log(f'{label}/{model}: tuned config {chosen[model]}' if model in chosen else
+                    f'note: {label}/{model} has no tuning selection under {profile.name}; its defaults are used')
             for variant, overrides in runs.items():
                 for seed in seeds:
                     outcomes.append(run_experiment(
                         loaded[seed], model, notebook=notebook, profile=profile, seed=seed, out_dir=out_dir, epochs=epochs,
-                        model_config={**(model_configs or {}).get(model, {}), **overrides},
+                        model_config={**chosen.get(model, {}), **(model_configs or {}).get(model, {}), **overrides},
                         train_config=(train_configs or {}).get(model), data_options=shared | options | per_seed[seed],
                         dataset=label if isinstance(datasets, dict) else None,
                         variant=variant, force=force, checkpoint_root=checkpoint_root, log=log))
     return outcomes
+
+# %% ../nbs/04_repro.ipynb #4beafe45
+def selection_path(out_dir: str | Path, profile: str, dataset: str) -> Path:
+    "Where the tuning selection of one data set under one profile lives: <out_dir>/selection/<profile>/<dataset>.json."
+    return resolve_path(out_dir) / 'selection' / _component(profile) / f'{_component(dataset)}.json'
+
+
+def grid_variants(grid: dict) -> dict[str, dict]:
+    "{'reg_weight': [1e-4, 1e-3]} -> {'reg_weight=0.0001': {'reg_weight': 1e-4}, ...}: every combination, named."
+    keys = list(grid)
+    bad = [k for k in keys if isinstance(grid[k], (str, bytes)) or not list(grid[k])]
+    if bad:
+        raise ValueError(f"tuning grid: {bad} need a non-empty list of values")
+    combos = itertools.product(*(list(grid[k]) for k in keys))
+    return {','.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in zip(keys, combo)):
+            dict(zip(keys, combo)) for combo in combos}
+
+
+def run_tuning(*, datasets, grids: dict, profile: str | Profile = 'full', seeds=None, notebook: str = 'tuning',
+               metric: str = 'recall@20', out_dir: str | Path = 'results', train_configs: dict | None = None,
+               **grid_options) -> dict:
+    """Choose each model's hyperparameters on VALID for each data set: every combination of `grids[model]` (a
+    variant of `run_grid`) over `seeds` (default: the profile's first), the mean valid `metric` per variant, the best
+    (the earlier in grid order on ties). Writes and returns {dataset: selection}, one file per data set
+    (`selection_path`); test is never read."""
+    profile = get_profile(profile)
+    seeds = [int(s) for s in (as_list(seeds) or profile.seeds[:1])]
+    found: dict = {}
+    for model, grid in grids.items():
+        variants = grid_variants(grid)
+        outcomes = run_grid(notebook=notebook, datasets=datasets, models=[model], profile=profile, seeds=seeds,
+                            variants=variants, out_dir=out_dir, train_configs=train_configs, **grid_options)
+        for outcome in outcomes:
+            record = outcome.record
+            entry = found.setdefault(record['dataset'], {}).setdefault(model, {'grid': variants, 'per_seed': {}})
+            entry['per_seed'].setdefault(record['variant'], {})[int(record['seed'])] = \
+                float(record['metrics']['valid'][metric])
+    selections = {}
+    for dataset, models in found.items():
+        for model, entry in models.items():
+            entry['valid'] = {v: float(np.mean(list(s.values()))) for v, s in entry['per_seed'].items()}
+            entry['choice'] = max(entry['valid'], key=lambda v: (entry['valid'][v], -list(entry['grid']).index(v)))
+            entry['config'] = entry['grid'][entry['choice']]
+        selection = {'dataset': dataset, 'profile': profile.name, 'metric': f'valid {metric}', 'seeds': seeds,
+                     'notebook': notebook, 'models': models, 'commit': git_commit(), 'date': utc_now()}
+        write_json_atomic(selection_path(out_dir, profile.name, dataset), to_jsonable(selection))
+        selections[dataset] = selection
+    return selections
+
+
+def tuned_configs(dataset: str, profile: str, out_dir: str | Path = 'results') -> dict[str, dict]:
+    "{model: chosen overrides} of the stored selection for `dataset` under `profile`; {} when none is stored."
+    path = selection_path(out_dir, profile, dataset)
+    if not path.is_file():
+        return {}
+    try:
+        selection = json.loads(path.read_text(encoding='utf-8'))
+        return {model: dict(entry['config']) for model, entry in selection['models'].items()}
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{portable(path)}: not a tuning selection ({err}); delete it or rerun the tuning") from None
 
 # %% ../nbs/04_repro.ipynb #4c6f2bab
 def run_study(*, notebook: str, model: str, settings: dict, replications: int, config: Callable[[str, Any, int], dict],
