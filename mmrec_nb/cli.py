@@ -33,10 +33,14 @@ def repro_dir(root: str | Path | None = None) -> Path:
     return root / 'nbs' / 'repro'
 
 
+FIRST = ('stopping', 'tuning')   # the protocol's own choices run before the notebooks that read them
+
 def discover_notebooks(folder: str | Path | None = None) -> dict[str, Path]:
-    "Reproduction notebooks by name (file stem), in name order."
+    "Reproduction notebooks by name (file stem): those of `FIRST` in that order, then the rest in name order."
     folder = Path(folder) if folder else repro_dir()
-    return {path.stem: path for path in sorted(folder.glob('*.ipynb')) if not path.name.startswith(('_', '.'))}
+    paths = [path for path in folder.glob('*.ipynb') if not path.name.startswith(('_', '.'))]
+    rank = lambda path: (FIRST.index(path.stem) if path.stem in FIRST else len(FIRST), path.stem)
+    return {path.stem: path for path in sorted(paths, key=rank)}
 
 
 def notebook_parameters(path: str | Path) -> dict:
@@ -81,7 +85,7 @@ def check_models(names: list[str]) -> list[str]:
     return names
 
 # %% auto #0
-__all__ = ['UsageError', 'import_papermill', 'repro_dir', 'discover_notebooks', 'notebook_parameters', 'check_datasets',
+__all__ = ['FIRST', 'UsageError', 'import_papermill', 'repro_dir', 'discover_notebooks', 'notebook_parameters', 'check_datasets',
            'check_models', 'ProgressFollower', 'cmd_repro', 'summary_text', 'cmd_results', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #69fd9066
