@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['FIXED_BUDGET', 'StopRule', 'trailing_mean', 'replay', 'cut_short', 'rule_table', 'choose_rule']
+__all__ = ['FIXED_BUDGET', 'StopRule', 'trailing_mean', 'replay', 'centred_mean', 'cut_short', 'rule_table', 'choose_rule']
 
 # %% ../nbs/02c_stopping.ipynb #d5aa9d8d
 @dataclass(frozen=True)
@@ -67,12 +67,20 @@ def replay(epochs, values, rule: StopRule) -> dict:
             'stopped': stopper.should_stop}
 
 
+def centred_mean(values, window: int) -> np.ndarray:
+    "The level l_e of eq. (stop-cut): the mean of `window` values around each entry (fewer at the ends)."
+    values = np.asarray(values, dtype=float)
+    sums, n, half = np.cumsum(np.insert(values, 0, 0.0)), len(values), window // 2
+    lo, hi = np.maximum(0, np.arange(n) - half), np.minimum(n, np.arange(n) + window - half)
+    return (sums[hi] - sums[lo]) / (hi - lo)
+
+
 def cut_short(epochs, values, stop_epoch: int, window: int = 10, tolerance: float = 0.002) -> bool:
-    """Whether a curve was stopped while it still rose, eq. (stop-cut): after `stop_epoch` its trailing mean over
-    `window` evaluations reaches more than `tolerance` above the best raw value it had reached by then."""
-    epochs, values = np.asarray(epochs), np.asarray(values, dtype=float)
-    after = trailing_mean(values, window)[epochs > stop_epoch]
-    return bool(len(after) and after.max() > values[epochs <= stop_epoch].max() + tolerance)
+    """Whether a curve was stopped while it still rose, eq. (stop-cut): after `stop_epoch` its centred mean over
+    `window` evaluations climbs more than `tolerance` above the highest it had been up to `stop_epoch`."""
+    epochs, level = np.asarray(epochs), centred_mean(values, window)
+    after = level[epochs > stop_epoch]
+    return bool(len(after) and after.max() > level[epochs <= stop_epoch].max() + tolerance)
 
 
 def rule_table(curves: dict, rules, window: int = 10, tolerance: float = 0.002) -> pd.DataFrame:
@@ -88,13 +96,14 @@ def rule_table(curves: dict, rules, window: int = 10, tolerance: float = 0.002) 
     return pd.DataFrame(rows)
 
 
-def choose_rule(table: pd.DataFrame, rules) -> StopRule:
-    """The cheapest rule (fewest epochs over all curves) that cuts no curve short, eq. (stop-choice); ties go to the
-    earlier rule of `rules`. None qualifying is an error listing the curves each rule cut."""
+def choose_rule(table: pd.DataFrame, rules, tolerance: float = 0.002) -> StopRule:
+    """The cheapest rule (fewest epochs over all curves) that cuts no curve short and loses at most `tolerance` on
+    each, eq. (stop-choice); ties go to the earlier rule of `rules`. None qualifying is an error."""
     by_name = {rule.name: rule for rule in rules}
-    summary = table.groupby('rule', sort=False).agg(cut=('cut_short', 'sum'), epochs=('stop_epoch', 'sum'))
-    safe = summary[summary['cut'] == 0]
+    summary = table.groupby('rule', sort=False).agg(cut=('cut_short', 'sum'), epochs=('stop_epoch', 'sum'),
+                                                   lost=('lost', 'max'))
+    safe = summary[(summary['cut'] == 0) & (summary['lost'] <= tolerance)]
     if safe.empty:
-        raise ValueError(f"no rule leaves every curve uncut: {summary['cut'].to_dict()}")
+        raise ValueError(f"no rule leaves every curve uncut within {tolerance}: {summary.to_dict('index')}")
     return by_name[safe['epochs'].idxmin()]
 
