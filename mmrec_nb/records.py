@@ -32,13 +32,15 @@ class Profile:
     seeds: tuple[int, ...]     # one run per seed; tables report mean ± std over them
     eval_every: int = 1        # epochs between validation passes
     description: str = ''
+    min_epochs: int = 0        # no stopping before this epoch, eq. (train-stop)
+    smooth: int = 1            # stopping reads the trailing mean of this many evaluations
 
 PROFILES = {
     'quick': Profile('quick', epochs=4, patience=2, seeds=(0,),
                      description='a few epochs and one seed: checks the pipeline, numbers are not converged'),
-    'full': Profile('full', epochs=1000, patience=20, seeds=(0, 1, 2),
-                    description='the protocol: up to 1000 epochs, early stopping on valid Recall@20 '
-                                '(patience 20), three seeds'),
+    'full': Profile('full', epochs=1000, patience=40, eval_every=5, seeds=(0, 1, 2, 3, 4),
+                    description='the protocol: up to 1000 epochs, valid Recall@20 every 5 epochs, stopping after '
+                                '200 epochs without a better one (the rule chosen in 02c_stopping), five seeds'),
 }
 
 def get_profile(profile: str | Profile) -> Profile:

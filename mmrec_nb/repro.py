@@ -46,7 +46,8 @@ def data_label(data, identity: str | None = None) -> str:
 # %% ../nbs/04_repro.ipynb #3676fef5
 def _train_kwargs(profile: Profile, seed: int, epochs: int | None, train_config: dict | None) -> dict:
     return {'epochs': int(epochs or profile.epochs), 'patience': profile.patience, 'eval_every': profile.eval_every,
-            'seed': int(seed), 'metric': 'recall@20', **(train_config or {})}
+            'min_epochs': profile.min_epochs, 'smooth': profile.smooth, 'seed': int(seed), 'metric': 'recall@20',
+            **(train_config or {})}
 
 def registered_models() -> dict[str, type]:
     "The model registry after importing every module under `mmrec_nb.models` (importing a module registers its models)."
