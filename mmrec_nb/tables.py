@@ -14,10 +14,10 @@ from .claims import paired_test
 from .records import METRICS, PROFILES, SPLITS, as_list, git_commit, read_result, resolve_path, same_commit
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'DEFAULT_METRICS', 'RANKED', 'COST_COLUMNS', 'PALETTE', 'MODEL_COLORS', 'result_row', 'result_files',
-           'load_records', 'load_results', 'summarize', 'prefer_profile', 'preferred_runs', 'row_labels',
-           'leaderboard_table', 'cost_table', 'provenance_note', 'unranked_note', 'leaderboard_summary', 'mean_curves',
-           'model_color', 'model_colors']
+__all__ = ['METRIC_COLUMNS', 'DEFAULT_METRICS', 'PROFILE_ORDER', 'RANKED', 'COST_COLUMNS', 'PALETTE', 'PROTOCOL_NOTEBOOKS',
+           'MODEL_COLORS', 'result_row', 'result_files', 'load_records', 'load_results', 'summarize', 'prefer_profile',
+           'preferred_runs', 'row_labels', 'leaderboard_table', 'cost_table', 'provenance_note', 'unranked_note',
+           'leaderboard_summary', 'mean_curves', 'model_color', 'model_colors']
 
 # %% ../nbs/04a_tables.ipynb #23400801
 _RUN_COLUMNS = ('profile', 'notebook', 'dataset', 'model', 'variant', 'seed', 'commit', 'date', 'config_hash', 'best_epoch',
@@ -88,20 +88,29 @@ def _best_profile(frame, per, order):
     ranks = frame['profile'].map(rank)
     return ranks == ranks.groupby([frame[column] for column in per]).transform('min')
 
-def prefer_profile(summary, order=('full', 'quick')):
+PROFILE_ORDER = ('full', 'full-p20', 'quick')   # most thorough first: the protocol, the first protocol, the smoke run
+
+def prefer_profile(summary, order=PROFILE_ORDER):
     "Per (dataset, notebook, model, variant), the `summarize` row of the first profile in `order` that has results."
     keys = ['dataset', 'notebook', 'model', 'variant']
     kept = summary[summary['profile'].isin(list(order))]
     return kept[_best_profile(kept, keys, order)].sort_values(keys, ignore_index=True)
 
-def preferred_runs(runs, per=('dataset',), order=('full', 'quick')):
+def preferred_runs(runs, per=('dataset',), order=PROFILE_ORDER, require=None):
     """The run rows (of `load_results`) of the best profile each group `per` has: by default one profile per data set,
-    full over quick, so that a chapter never compares a quick run with a full one by accident."""
+    full over full-p20 over quick, so that a chapter never compares runs of two profiles by accident. `require`:
+    model names a group's profile must hold all of (a profile holding only some is passed over), so that a comparison
+    keeps its two sides in the one profile that has both."""
     kept = runs[runs['profile'].isin(list(order))]
+    if require:
+        needed = set(as_list(require))
+        holds = kept.groupby([*per, 'profile'])['model'].transform(lambda models: needed <= set(models)).astype(bool)
+        any_holds = holds.groupby([kept[column] for column in per]).transform('any').astype(bool)
+        kept = kept[holds | ~any_holds]                  # a group where no profile holds them all: the plain rule
     return kept[_best_profile(kept, list(per), order)].reset_index(drop=True)
 
 # %% ../nbs/04a_tables.ipynb #48f51712
-RANKED = ('full',)
+RANKED = ('full', 'full-p20')
 COST_COLUMNS = {'train_seconds_per_epoch': ('s/epoch', '{:.3f}'), 'epochs_run': ('epochs', '{:.0f}'),
                 'best_epoch': ('best', '{:.0f}'), 'wall_seconds': ('wall s', '{:.0f}'),
                 'peak_memory_mb': ('peak MB', '{:.0f}')}
@@ -272,6 +281,8 @@ def mean_curves(df):
 PALETTE = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
            '#17becf', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7',
            '#dbdb8d', '#9edae5')
+
+PROTOCOL_NOTEBOOKS = ('stopping', 'tuning')   # their runs choose the protocol; no leaderboard ranks them
 
 MODEL_COLORS = {'bprmf': '#7f7f7f', 'lightgcn': '#1f77b4', 'seed_ensemble': '#17becf',
                 'vbpr': '#2ca02c', 'lattice': '#98df8a', 'freedom': '#bcbd22',
