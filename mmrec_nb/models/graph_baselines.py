@@ -136,8 +136,8 @@ class LATTICE(LightGCN):
     def __init__(self, data, **config):
         super().__init__(data, **config)      # LightGCN: E^(0), A_hat buffers, eval cache (self.config: LATTICEConfig)
         cfg = self.config
-        check_knn_k(cfg.knn_k, self.n_items, 'LATTICE')
         features, self.modalities, self.widths = item_features(data, cfg.modalities, owner='LATTICE')
+        check_knn_k(cfg.knn_k, self.n_items, 'LATTICE')
         self.register_buffer('item_features', features, persistent=False)             # x_i^(m): data, not saved
         self.projections = nn.ModuleList(nn.Linear(width, cfg.feature_dim) for width in self.widths)  # W_m, b_m
         self.modality_logits = nn.Parameter(torch.zeros(len(self.widths)))            # alpha: omega_m = 1/M at start
@@ -252,8 +252,8 @@ class FREEDOM(LightGCN):
     def __init__(self, data, **config):
         super().__init__(data, **config)      # LightGCN: E^(0), A_hat of the full training graph, eval cache
         cfg = self.config
-        check_knn_k(cfg.knn_k, self.n_items, 'FREEDOM')
         features, self.modalities, self.widths = item_features(data, cfg.modalities, owner='FREEDOM')
+        check_knn_k(cfg.knn_k, self.n_items, 'FREEDOM')
         weights = cfg.modality_weights or (1.0 / len(self.widths),) * len(self.widths)
         if len(weights) != len(self.widths) or min(weights) < 0 or abs(sum(weights) - 1) > 1e-6:
             raise ValueError(f"FREEDOM: modality_weights must be {len(self.widths)} non-negative weights summing to 1, "
