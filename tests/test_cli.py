@@ -12,7 +12,7 @@ from test_repro import make_record, write  # noqa: E402
 
 @pytest.mark.parametrize('argv, message', [
     (['repro', '--profile', 'medium'], "invalid choice: 'medium'"),
-    (['repro', '--only', 'nosuch'], "unknown reproduction notebook 'nosuch'; available: baselines"),
+    (['repro', '--only', 'nosuch'], "unknown reproduction notebook 'nosuch'; available: stopping, tuning, baselines"),
     (['repro', '--dataset', 'ml1m'], "unknown dataset 'ml1m'"),
     (['repro', '--epochs', '0'], 'must be a positive integer'),
     (['repro', '--seeds', 'one'], "invalid int value: 'one'"),
@@ -100,10 +100,11 @@ def test_repro_papermill_end_to_end(tmp_path, capsys):
     assert "note: dataset 'lastfm2k' is not available" in shown
     assert (build / 'repro' / 'quick' / 'baselines.ipynb').is_file()
     runs = tables.load_results(out)
-    assert sorted(runs['model']) == ['bprmf', 'lightgcn', 'vbpr']
+    # the five baselines, then the seed ensemble of the one strongest on valid
+    assert sorted(runs['model']) == ['bprmf', 'freedom', 'lattice', 'lightgcn', 'seed_ensemble', 'vbpr']
     assert set(runs['dataset']) == {'synthetic'} and set(runs['epochs_run']) == {1}
     assert runs['test_recall@20'].between(0, 1).all() and runs['curve_value'].map(len).eq(1).all()
-    for model in ('bprmf', 'lightgcn', 'vbpr'):
+    for model in ('bprmf', 'lightgcn', 'vbpr', 'lattice', 'freedom', 'seed_ensemble'):
         assert f'synthetic/{model}/seed0: test recall@20' in shown
     assert not any((build / 'checkpoints').rglob('*.pt'))
 
