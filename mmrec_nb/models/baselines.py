@@ -138,6 +138,19 @@ class VBPR(Recommender):
         return pairwise_loss(e_u, e_i, e_j, (e_u, e_i, e_j), self.config.reg_weight)
 
 # %% ../../nbs/03_baselines.ipynb #24b768e9
+def _mean_history(fits) -> list:
+    "Per validated epoch, the copies' mean validation metrics (over the copies still training then): the record's curve."
+    rows = {}
+    for fit in fits:
+        for entry in fit.history:
+            if entry.get('valid'):
+                rows.setdefault(entry['epoch'], []).append(entry['valid'])
+    return [{'epoch': epoch, 'copies': len(found),
+             'valid': {key: sum(v[key] for v in found) / len(found) for key, value in found[0].items()
+                       if isinstance(value, (int, float))}}
+            for epoch, found in sorted(rows.items())]
+
+
 @register_model('seed_ensemble')
 class SeedEnsemble(Recommender):
     """N independently seeded copies of one registered model ranked by eq. (base-ensemble): each copy's scores
@@ -193,7 +206,7 @@ class SeedEnsemble(Recommender):
                   'test_recall@20': [f.test.metrics['recall@20'] for f in fits]}
         return FitResult(
             best_epoch=round(sum(copies['best_epoch']) / size), epochs_run=round(sum(copies['epochs_run']) / size),
-            stopped_early=all(f.stopped_early for f in fits), valid=valid, test=test, history=[],
+            stopped_early=all(f.stopped_early for f in fits), valid=valid, test=test, history=_mean_history(fits),
             train_seconds_per_epoch=sum(f.train_seconds_per_epoch for f in fits),
             eval_seconds=sum(f.eval_seconds for f in fits), peak_memory_mb=max(f.peak_memory_mb for f in fits),
             config=dataclasses.asdict(train), sections={'seed_ensemble': copies})
