@@ -329,10 +329,14 @@ def run_label(identity: dict) -> str:
     return '/'.join(map(str, parts)) + f"/seed{identity['seed']}"
 
 def store_run(path: str | Path, *, identity: dict, config: dict, compute: Callable[[], dict], force: bool = False,
-              device: str = 'cpu', log: Callable[[str], None] = print, guard_data: bool = False) -> RunOutcome:
+              device: str = 'cpu', log: Callable[[str], None] = print, guard_data: bool = False,
+              twins=()) -> RunOutcome:
     """Reuse the record at `path` if it has `config`'s hash and the profile of `identity` (unless `force`); else
     record = identity + hash + portable config + `compute()` + provenance, schema-checked, written atomically.
-    `guard_data`: refuse (unless `force`) to replace a record of another data set (a different `data_id`)."""
+    `guard_data`: refuse (unless `force`) to replace a record of another data set (a different `data_id`).
+    `twins`: other record files (another notebook or variant of the same run) whose record, when it has this config's
+    hash, profile, task and data id, is copied here instead of computing: the same deterministic computation, done
+    once; the copy keeps the twin's metrics and provenance and says where it came from (`reused_from`)."""
     path, digest = Path(path), config_hash(config)
     held = None
     if guard_data and not force and identity.get('data_id') and path.is_file():
@@ -345,6 +349,18 @@ def store_run(path: str | Path, *, identity: dict, config: dict, compute: Callab
     if not force and (stored := reusable_result(path, digest, identity['profile'])) is not None:
         log(f"{run_label(identity)}: skipped, a result with this config exists (commit {stored['provenance']['commit'][:10]})")
         return RunOutcome(stored, path, True)
+    for twin in ([] if force else twins):
+        stored = reusable_result(twin, digest, identity['profile'])
+        if stored is None or Path(twin) == path or any(
+                stored.get(key) != identity.get(key) for key in ('task', 'data_id', 'seed')):
+            continue
+        note = {'path': portable(str(twin)), 'note': 'the same configuration and data were run under another '
+                'notebook or variant; this record copies that run (metrics and provenance unchanged)'}
+        record = {**stored, 'variant': None, **identity, 'reused_from': note}
+        record = validate_result(portable(to_jsonable(record)), source=str(path))
+        write_json_atomic(path, record)
+        log(f"{run_label(identity)}: the same run is stored at {note['path']}; copied, not recomputed")
+        return RunOutcome(record, path, True)
     start, cpu_start = time.perf_counter(), time.process_time()
     body = dict(compute())
     stamp = provenance(wall_seconds=time.perf_counter() - start, device=device)

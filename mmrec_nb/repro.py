@@ -118,9 +118,12 @@ def run_experiment(data, model: str, *, notebook: str, profile: str | Profile = 
             shutil.rmtree(checkpoint, ignore_errors=True)
         return ranking_body(build_model(model, data, seed=seed, **(model_config or {})).fit(data, train))
 
+    # the same run stored by another notebook or variant (a tuning run of the chosen value, say) is copied, not rerun
+    twins = sorted(resolve_path(out_dir).joinpath(profile.name).glob(
+        f'*/{_component(dataset)}/{_component(model)}/**/seed{int(seed)}.json'))
     outcome = store_run(result_path(out_dir, profile.name, notebook, dataset, model, seed, variant), identity=identity,
                         config=config, compute=compute, force=force, device=str(train.device), log=log,
-                        guard_data=explicit)
+                        guard_data=explicit, twins=twins)
     if not outcome.skipped:
         shutil.rmtree(checkpoint, ignore_errors=True)
         record = outcome.record
