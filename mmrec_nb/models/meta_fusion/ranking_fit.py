@@ -20,8 +20,7 @@ from .ranking import (
 from ...train import FitResult, TrainConfig, make_config, register_model
 
 # %% auto #0
-__all__ = ['CohortRun', 'train_cohort', 'MetaFusionRecResult', 'MetaFusionRec', 'score_comparators', 'meta_fusion_summary',
-           'cohort_curve_spec']
+__all__ = ['CohortRun', 'train_cohort', 'MetaFusionRecResult', 'MetaFusionRec', 'score_comparators', 'meta_fusion_summary']
 
 # %% ../../../nbs/22a_meta_fusion_rec_fit.ipynb #c4ffa434
 @dataclass
@@ -208,49 +207,3 @@ def _fit(self: MetaFusionRec, data, config=None, **overrides) -> FitResult:
 
 MetaFusionRec.fit = _fit
 _fit.__name__, _fit.__qualname__ = 'fit', 'MetaFusionRec.fit'
-
-# %% ../../../nbs/22a_meta_fusion_rec_fit.ipynb #2982cbc1
-def cohort_curve_spec(datasets, seeds, epochs: int, train_config: dict, *, profile: str = 'full',
-                      data_root=None, notebook: str = 'stopping') -> dict:
-    """The `repro.run_study` arguments of the stopping-rule study's cohort runs: Meta Fusion's phase-1 cohort (rho = 0,
-    `MetaFusionRec`'s default cohort) on each available data set for `epochs` epochs under `train_config`, recording
-    every student's validation curve. Seeds must be 0..n-1 (they are the study's replications)."""
-    from mmrec_nb import repro
-    seeds = [int(seed) for seed in repro.as_list(seeds)]
-    if seeds != list(range(len(seeds))):
-        raise ValueError(f"cohort_curve_spec: seeds must be 0..n-1, got {seeds}")
-    names = [name for name in repro.as_list(datasets) if repro.dataset_unavailable(name, data_root) is None]
-    options = {'data_root': str(data_root)} if data_root else {}
-    loaded, cfg = {}, make_config(MetaFusionRec.Config, {}, 'MetaFusionRec')
-    cohort = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(MetaFusionCohort.Config)}
-
-    def data(name):
-        if name not in loaded:
-            from mmrec_nb.data import load_dataset
-            loaded[name] = load_dataset(name, **options)
-        return loaded[name]
-
-    def train(name, rep) -> TrainConfig:
-        folder = repro.resolve_path('_build/checkpoints') / profile / notebook / name / 'meta_fusion_cohort'
-        return TrainConfig(**{**train_config, 'epochs': int(epochs), 'seed': rep, 'metric': 'cohort_recall@20',
-                              'progress': False, 'checkpoint_dir': str(folder / f'seed{rep}')})
-
-    def config(name, _, rep) -> dict:
-        run = {k: v for k, v in asdict(train(name, rep)).items() if k not in repro.VOLATILE_KEYS}
-        return repro.to_jsonable({'study': 'cohort_curve', 'data': {'name': name, 'data_id': repro.data_id(data(name))},
-                                  'cohort': cohort, 'train': run, 'p_prune': cfg.p_prune, 'n_init': cfg.n_init})
-
-    def compute(name, _, rep) -> dict:
-        run = train_cohort(data(name), cohort, train(name, rep), cfg.p_prune, cfg.n_init)
-        points = [h for h in run.fit.history if h.get('valid')]
-        students = [student_label(s) for s in run.model.cohort]
-        return {'metrics': {'valid': {'committee': run.ensemble_valid, 'average': run.average_valid,
-                                      'best_student': float(run.student_valid.max())}},
-                'students': students, 'student_best_epoch': run.model.best_epoch.tolist(),
-                'curve': {'epoch': [h['epoch'] for h in points], 'metric': 'recall@20',
-                          'students': [h['valid']['students'] for h in points]},
-                'epochs_run': run.fit.epochs_run, 'train_seconds_per_epoch': run.fit.train_seconds_per_epoch,
-                'eval_seconds': run.fit.eval_seconds, 'peak_memory_mb': run.fit.peak_memory_mb}
-
-    return dict(notebook=notebook, model='meta_fusion_cohort', settings={name: name for name in names},
-                replications=len(seeds), config=config, compute=compute, profile=profile)
